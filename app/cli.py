@@ -1,0 +1,343 @@
+"""The `longrun` command line.
+
+Every error a person can cause comes out as one line on stderr and a non-zero exit, never a
+traceback. Every list and show takes `--json` with stable field names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from longrun.store.errors import LongrunError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _local(ts: datetime | None) -> str:
+    return ts.astimezone().strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    for line in [headers, *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip())
+
+
+def _store(args: argparse.Namespace, create: bool = True) -> Any:
+    from longrun.store.db import Store
+
+    return Store.open(args.home, create=create)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    store = _store(args)
+    print(f"store ready: {store.path}")
+    return 0
+
+
+def cmd_run_create(args: argparse.Namespace) -> int:
+    from longrun.scheduler.control import create_run_from_file
+
+    store = _store(args)
+    run = create_run_from_file(store, Path(args.spec), args.set)
+    if args.json:
+        _print_json(run.to_json())
+    else:
+        print(f"created run {run.id} ({run.name}) on branch {run.branch} in {run.workspace}")
+    return 0
+
+
+def cmd_run_list(args: argparse.Namespace) -> int:
+    from longrun.store import runs
+
+    store = _store(args)
+    items = runs.list_runs(store)
+    if args.json:
+        _print_json([r.to_json() for r in items])
+        return 0
+    if not items:
+        print("no runs yet: create one with `longrun run create SPEC.toml` or try `longrun demo --headless`")
+        return 0
+    _table(
+        [[r.id, r.name, r.state, f"${r.spent_usd:.4f}", f"{r.usage.tokens:,}", _local(r.updated_at)] for r in items],
+        ["ID", "NAME", "STATE", "SPENT", "TOKENS", "UPDATED"],
+    )
+    return 0
+
+
+def run_document(store: Any, ref: str) -> dict[str, Any]:
+    """`longrun run show --json`: the run with its sessions, checkpoints and features."""
+    from longrun.store import runs
+
+    run = runs.get_run(store, ref)
+    verdicts = runs.latest_verdicts(store, run.id)
+    doc = run.to_json()
+    doc["spec_path"] = run.spec_path
+    doc["sessions"] = [s.to_json() for s in runs.list_sessions(store, run.id)]
+    doc["checkpoints"] = [
+        {"id": c.id, "seq": c.seq, "commit": c.commit, "created_at": c.to_json()["created_at"],
+         "reason": c.reason, "session_id": c.session_id, "parent_id": c.parent_id, "handoff": c.handoff}
+        for c in runs.list_checkpoints(store, run.id)
+    ]
+    doc["features"] = [
+        {
+            "id": f["id"],
+            "description": f["description"],
+            "status": verdicts[f["id"]].status if f["id"] in verdicts else "unjudged",
+            "checkpoint_id": verdicts[f["id"]].checkpoint_id if f["id"] in verdicts else None,
+        }
+        for f in run.spec.get("features", [])
+    ]
+    return doc
+
+
+def cmd_run_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    doc = run_document(store, args.run)
+    if args.json:
+        _print_json(doc)
+        return 0
+    print(f"{doc['name']} ({doc['id']})  {doc['state']}" + (f" — {doc['state_reason']}" if doc["state_reason"] else ""))
+    print(f"workspace  {doc['workspace']}  (branch {doc['branch']})")
+    tokens = doc["tokens"]
+    print(f"spent      ${doc['spent_usd']:.4f}  ({tokens['tokens']:,} tokens: {tokens['input_tokens']:,} in, "
+          f"{tokens['output_tokens']:,} out, {tokens['cache_write_tokens']:,} cache write, "
+          f"{tokens['cache_read_tokens']:,} cache read)")
+    if doc["features"]:
+        print("\nfeatures")
+        _table([[f["id"], f["status"], f["description"]] for f in doc["features"]], ["ID", "STATUS", "DESCRIPTION"])
+    if doc["sessions"]:
+        print("\nsessions")
+        _table(
+            [[str(s["n"]), s["state"], s["end_reason"] or "", str(s["pid"] or ""), s["started_at"] or "—",
+              s["ended_at"] or "—", f"${s['spent_usd']:.4f}"] for s in doc["sessions"]],
+            ["N", "STATE", "HOW", "PID", "STARTED", "ENDED", "SPENT"],
+        )
+    if doc["checkpoints"]:
+        print("\ncheckpoints")
+        _table(
+            [[str(c["id"]), str(c["seq"]), c["commit"][:10], c["reason"], c["created_at"]] for c in doc["checkpoints"]],
+            ["ID", "SEQ", "COMMIT", "REASON", "CREATED"],
+        )
+    return 0
+
+
+def cmd_session_run(args: argparse.Namespace) -> int:
+    from longrun.scheduler.control import run_session_now
+    from longrun.store import runs
+
+    store = _store(args)
+    session = run_session_now(store, args.run)
+    run = runs.get_run(store, session.run_id)
+    if args.json:
+        _print_json(session.to_json() | {"run_id": run.id, "run_state": run.state})
+    else:
+        print(
+            f"session {session.n} of {run.name} ({run.id}): {session.state} ({session.end_reason}); "
+            f"spent ${session.usage.usd:.4f}; run is {run.state}"
+        )
+    return 0 if session.state == "ended" else EXIT_ERROR
+
+
+def _event_summary(kind: str, data: dict[str, Any]) -> str:
+    if kind == "model_call":
+        u = data.get("usage", {})
+        calls = ", ".join(data.get("tool_calls") or []) or data.get("stop_reason") or ""
+        return f"{u.get('tokens', 0):,} tokens ${u.get('usd', 0):.4f} → {calls}"
+    if kind == "tool_call":
+        arg = json.dumps(data.get("input", {}), ensure_ascii=False)
+        return f"{data.get('tool')} {arg[:100]}"
+    if kind == "tool_result":
+        first = (data.get("output") or "").strip().splitlines()
+        return f"{data.get('tool')} {'error' if data.get('is_error') else 'ok'}: {first[0][:90] if first else ''}"
+    if kind == "context":
+        return f"{data.get('bytes')} bytes from checkpoint {data.get('checkpoint_id')}"
+    if kind == "verdict":
+        return f"{data.get('feature_id')}: {data.get('status')} ({data.get('judge')})"
+    return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, dict | list))[:120]
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from longrun.store import log, runs
+
+    store = _store(args)
+    run = runs.get_run(store, args.run)
+    events = log.read_events(store, run.id, since=args.since, kinds=args.kind or None)
+    if args.json:
+        _print_json([e.to_json() for e in events])
+        return 0
+    for e in events:
+        session = f"s{e.session_id}" if e.session_id is not None else "-"
+        print(f"{e.seq:>6}  {_local(e.ts)}  {session:>4}  {e.kind:<16} {_event_summary(e.kind, e.data)}")
+    return 0
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    from longrun.store import runs
+
+    store = _store(args)
+    run = runs.get_run(store, args.run)
+    items = runs.list_checkpoints(store, run.id)
+    if args.json:
+        _print_json([c.to_json() for c in items])
+        return 0
+    head = run.head_checkpoint_id
+    _table(
+        [[("*" if c.id == head else "") + str(c.id), str(c.parent_id or ""), str(c.seq), c.commit[:10], c.reason,
+          f"${c.spent_usd:.4f}", _local(c.created_at),
+          "; ".join((c.handoff or {}).get("next", []))[:60]] for c in items],
+        ["ID", "PARENT", "SEQ", "COMMIT", "REASON", "SPENT", "CREATED", "NEXT (HANDOFF)"],
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from longrun.store import log, runs
+
+    store = _store(args)
+    run = runs.get_run(store, args.run)
+    report = log.verify_chain(store, run.id)
+    if args.json:
+        _print_json(report.to_json())
+    elif report.ok:
+        print(f"chain whole: {report.events} events of run {run.name} ({run.id}) verified")
+    else:
+        print(f"chain broken at event {report.broken_at}: {report.reason}")
+    return 0 if report.ok else EXIT_ERROR
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.write:
+        from longrun.scheduler.demo import write_demo_project
+
+        spec = write_demo_project(Path(args.write))
+        print(f"wrote the demo spec {spec} and its workspace; run it with `longrun run create {spec}`")
+        return 0
+    if not args.headless:
+        from longrun.app.tui import main as ui_main
+
+        return ui_main(["--demo"] + (["--home", args.home] if args.home else []))
+    from longrun.scheduler.control import prepare_demo, run_until_done
+
+    store = _store(args)
+    run = prepare_demo(store, args.set)
+    if not args.json:
+        print(f"demo run {run.id}: scripted model (no network, no key), workspace {run.workspace}", flush=True)
+    result = run_until_done(store, run.id, timeout_s=args.timeout)
+    final = result.run
+    if args.json:
+        _print_json(run_document(store, final.id))
+    else:
+        passed = sum(1 for f in run_document(store, final.id)["features"] if f["status"] == "pass")
+        total = len(final.spec.get("features", []))
+        print(
+            f"{final.id}: {final.state} after {len(result.sessions)} sessions, {passed}/{total} features pass, "
+            f"spent ${final.spent_usd:.4f}"
+        )
+    if result.timed_out:
+        print(f"longrun: error: the demo did not finish within {args.timeout:g}s", file=sys.stderr)
+        return EXIT_ERROR
+    return 0 if final.state == "done" else EXIT_ERROR
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--home", default=argparse.SUPPRESS, metavar="DIR",
+        help="the store's directory (default: $LONGRUN_HOME or the user data directory)",
+    )
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="print JSON with stable field names")
+
+    parser = _Parser(prog="longrun", description="Supervise AI agent work that outlasts any one session.",
+                     parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str, *parents: Any,
+            into: Any = sub) -> argparse.ArgumentParser:
+        p = into.add_parser(name, help=help, description=help, parents=[common, *parents])
+        p.set_defaults(handler=handler)
+        return p
+
+    add("init", cmd_init, "create the store")
+
+    run = sub.add_parser("run", help="create, list and show runs", parents=[common])
+    run_sub = run.add_subparsers(dest="run_command", required=True, parser_class=_Parser)
+    p = add("create", cmd_run_create, "create a run from a spec file", json_flag, into=run_sub)
+    p.add_argument("spec", metavar="SPEC.toml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
+    add("list", cmd_run_list, "list runs", json_flag, into=run_sub)
+    p = add("show", cmd_run_show, "show a run: state, spend, sessions, checkpoints, features", json_flag,
+            into=run_sub)
+    p.add_argument("run", metavar="RUN")
+
+    session = sub.add_parser("session", help="run sessions", parents=[common])
+    session_sub = session.add_subparsers(dest="session_command", required=True, parser_class=_Parser)
+    p = add("run", cmd_session_run, "run one session of RUN now, in the foreground", json_flag, into=session_sub)
+    p.add_argument("run", metavar="RUN")
+
+    p = add("events", cmd_events, "the run's event log", json_flag)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this seq")
+    p.add_argument("--kind", action="append", metavar="KIND", help="only events of this kind (repeatable)")
+
+    p = add("checkpoints", cmd_checkpoints, "the run's checkpoints", json_flag)
+    p.add_argument("run", metavar="RUN")
+
+    p = add("verify", cmd_verify, "walk the run's hash chain and report the first break", json_flag)
+    p.add_argument("run", metavar="RUN")
+
+    p = add("demo", cmd_demo, "run the demo: a scripted model builds a small project", json_flag)
+    p.add_argument("--headless", action="store_true", help="no screen: run to the end and print a summary")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a demo spec key")
+    p.add_argument("--write", metavar="DIR", help="only write the demo's spec and workspace into DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "home"):
+        args.home = None
+    try:
+        return int(args.handler(args))
+    except LongrunError as exc:
+        print(f"longrun: error: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("longrun: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

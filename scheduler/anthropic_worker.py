@@ -1,0 +1,259 @@
+"""The built-in worker: the anthropic SDK's own async tool runner and agent toolset.
+
+The SDK runs the agent loop and the file and shell tools; longrun only wraps each tool to see
+and police its calls, adds a structured `handoff` tool, guards every HTTP attempt with the
+pre-call budget check, and closes the stateful bash tool when the session ends (the Messages
+tool runner does not).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import anthropic
+from anthropic.lib.tools import ToolError, beta_async_tool
+from anthropic.lib.tools._beta_functions import BetaAsyncFunctionTool, aclose_runnable_tool
+from anthropic.lib.tools.agent_toolset import AgentToolContext, beta_agent_toolset_20260401
+
+from longrun.scheduler.worker import (
+    EndReason,
+    ModelCall,
+    Reporter,
+    ToolDecision,
+    WorkerHooks,
+    WorkerOutcome,
+    WorkerTask,
+)
+from longrun.store.errors import BudgetExhausted
+
+SYSTEM_PROMPT = """\
+You are the worker of a longrun run: a long task carried out over many time-boxed sessions.
+This session starts from the context below and from the workspace (a git repository, your
+working directory); nothing else survives between sessions.
+
+- Work in small steps and commit your work to git with clear messages as you go.
+- Only an external judge decides whether a feature of the done-condition passes. Your own
+  claims are not verdicts, so make the checks pass for real.
+- Before you stop, and at once when you are told to wrap up, call the `handoff` tool with what
+  you did, what comes next, what blocks you and anything the next session must know.
+- Do not edit files under .longrun/: they are longrun's read-only copies.
+"""
+
+RESULT_RECORD_BYTES = 4_000
+"""How much of a tool's output goes into its event (the model still gets the whole of it)."""
+
+
+def _tool_text(result: object) -> str:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, list):
+        return "\n".join(str(b.get("text", f"[{b.get('type', 'block')}]")) if isinstance(b, dict) else str(b) for b in result)
+    return str(result)
+
+
+def _tail(text: str, limit: int = RESULT_RECORD_BYTES) -> str:
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return "[…] " + data[-limit:].decode(errors="ignore")
+
+
+def _reset_time(response: Any) -> datetime | None:
+    """When a rate limit resets, from `retry-after` or the `anthropic-ratelimit-*-reset` headers."""
+    if response is None:
+        return None
+    headers = response.headers
+    now = datetime.now(UTC)
+    candidates: list[datetime] = []
+    retry_after = headers.get("retry-after")
+    if retry_after:
+        try:
+            candidates.append(now + timedelta(seconds=float(retry_after)))
+        except ValueError:
+            try:
+                candidates.append(parsedate_to_datetime(retry_after).astimezone(UTC))
+            except (TypeError, ValueError):
+                pass
+    for name, value in headers.items():
+        if name.lower().startswith("anthropic-ratelimit-") and name.lower().endswith("-reset"):
+            try:
+                candidates.append(datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC))
+            except ValueError:
+                pass
+    return max(candidates) if candidates else None
+
+
+class AnthropicWorker:
+    """Runs one session with the SDK's tool runner against the Messages API at `task.base_url`."""
+
+    def __init__(self, *, max_retries: int = 2) -> None:
+        self.max_retries = max_retries
+
+    async def run(self, task: WorkerTask, hooks: WorkerHooks, report: Reporter) -> WorkerOutcome:
+        async def guard(request: Any, call_next: Any) -> Any:
+            body = request.json
+            if request.method.lower() == "post" and isinstance(body, dict) and "max_tokens" in body:
+                checked = hooks.check_call(body)
+                if checked is not body:
+                    request = request.copy(body=checked)
+            response = await call_next(request)
+            if response.status_code >= 400:
+                reset = _reset_time(response)
+                report.event(
+                    "api_error",
+                    {
+                        "status": response.status_code,
+                        "attempt": request.retries_taken + 1,
+                        "reset_at": reset.isoformat() if reset else None,
+                    },
+                )
+            return response
+
+        client = anthropic.AsyncAnthropic(
+            api_key=task.api_key,
+            base_url=task.base_url,
+            max_retries=self.max_retries,
+            middleware=[guard],
+        )
+        ctx = AgentToolContext(workdir=str(task.workspace), env=_scrubbed_env())
+        sdk_tools = beta_agent_toolset_20260401(ctx)
+        tools = [_observed(tool, hooks, report) for tool in sdk_tools] + [_handoff_tool(hooks)]
+        runner = client.beta.messages.tool_runner(
+            model=task.model,
+            max_tokens=task.max_tokens,
+            system=SYSTEM_PROMPT,
+            messages=[{"role": "user", "content": task.context}],
+            tools=tools,
+            thread=False,
+        )
+        try:
+            started = time.monotonic()
+            async for message in runner:
+                usage = message.usage
+                report.model_call(
+                    ModelCall(
+                        model=message.model,
+                        request_id=getattr(message, "_request_id", None),
+                        message_id=message.id,
+                        stop_reason=message.stop_reason,
+                        input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens,
+                        cache_write_tokens=usage.cache_creation_input_tokens or 0,
+                        cache_read_tokens=usage.cache_read_input_tokens or 0,
+                        max_tokens=task.max_tokens,
+                        duration_ms=int((time.monotonic() - started) * 1000),
+                        text="\n".join(b.text for b in message.content if b.type == "text"),
+                        tool_calls=[b.name for b in message.content if b.type == "tool_use"],
+                    )
+                )
+                if hooks.should_stop():
+                    return WorkerOutcome(EndReason.stopped, "a stop was requested")
+                started = time.monotonic()
+            return WorkerOutcome(EndReason.finished, "the model ended its turn")
+        except BudgetExhausted as exc:
+            return WorkerOutcome(EndReason.budget, exc.message)
+        except anthropic.RateLimitError as exc:
+            reset = _reset_time(exc.response)
+            return WorkerOutcome(EndReason.rate_limited, _api_message(exc), retry_at=reset)
+        except anthropic.APIStatusError as exc:
+            return WorkerOutcome(EndReason.api_error, f"HTTP {exc.status_code}: {_api_message(exc)}")
+        except anthropic.APIConnectionError as exc:
+            return WorkerOutcome(EndReason.api_error, f"cannot reach the model API: {exc}")
+        finally:
+            await runner.close()
+            for tool in sdk_tools:
+                await aclose_runnable_tool(tool)
+            await client.close()
+
+
+def _api_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    return str(error.get("message") or exc.message)
+
+
+def _scrubbed_env() -> dict[str, str]:
+    """The agent's shell environment: ours, without any credential the agent has no business with."""
+    secret_words = ("API_KEY", "TOKEN", "SECRET", "PASSWORD")
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "LONGRUN_")) and not any(w in k.upper() for w in secret_words)
+    }
+
+
+def _observed(tool: BetaAsyncFunctionTool[Any], hooks: WorkerHooks, report: Reporter) -> BetaAsyncFunctionTool[Any]:
+    """The SDK tool with the same name and schema, its calls policed and recorded as events."""
+
+    async def call(**kwargs: Any) -> Any:
+        if hooks.should_stop():
+            raise ToolError("not run: this session is stopping")
+        decision = hooks.tool_policy(tool.name, kwargs)
+        report.event("tool_call", {"tool": tool.name, "input": kwargs, "decision": str(decision)})
+        if decision is not ToolDecision.allow:
+            report.event("tool_result", {"tool": tool.name, "is_error": True, "output": f"{decision} by policy"})
+            hooks.after_tool(tool.name, True)
+            raise ToolError(f"not run: the call was refused by the run's approval policy ({decision})")
+        started = time.monotonic()
+        try:
+            result = await tool.call(kwargs)
+        except ToolError as exc:
+            output = _tool_text(exc.content) if hasattr(exc, "content") else str(exc)
+            report.event(
+                "tool_result",
+                {"tool": tool.name, "is_error": True, "output": _tail(output),
+                 "duration_ms": int((time.monotonic() - started) * 1000)},
+            )
+            hooks.after_tool(tool.name, True)
+            raise ToolError(_with_notice(output, hooks)) from None
+        except Exception as exc:  # the SDK would turn it into an error result; record it first
+            report.event(
+                "tool_result",
+                {"tool": tool.name, "is_error": True, "output": f"{type(exc).__name__}: {exc}",
+                 "duration_ms": int((time.monotonic() - started) * 1000)},
+            )
+            hooks.after_tool(tool.name, True)
+            raise
+        text = _tool_text(result)
+        report.event(
+            "tool_result",
+            {"tool": tool.name, "is_error": False, "output": _tail(text),
+             "duration_ms": int((time.monotonic() - started) * 1000)},
+        )
+        hooks.after_tool(tool.name, False)
+        notice = hooks.wrap_up_notice()
+        if notice and isinstance(result, str):
+            return f"{result}\n\n{notice}"
+        if notice and isinstance(result, list):
+            return [*result, {"type": "text", "text": notice}]
+        return result
+
+    call.__name__ = tool.name
+    return BetaAsyncFunctionTool(call, name=tool.name, description=tool.description, input_schema=tool.input_schema)
+
+
+def _with_notice(output: str, hooks: WorkerHooks) -> str:
+    notice = hooks.wrap_up_notice()
+    return f"{output}\n\n{notice}" if notice else output
+
+
+def _handoff_tool(hooks: WorkerHooks) -> BetaAsyncFunctionTool[Any]:
+    @beta_async_tool(name="handoff")
+    async def handoff(
+        done: list[str], next: list[str], blockers: list[str] | None = None, notes: str = ""
+    ) -> str:
+        """Leave the structured note the next session starts from, and checkpoint the workspace.
+
+        Args:
+            done: What this session finished (one item per line of work).
+            next: What the next session should do, most important first.
+            blockers: What stops progress and needs a person or a decision.
+            notes: Anything else the next session must know (gotchas, state of half-done work).
+        """
+        return hooks.handoff({"done": done, "next": next, "blockers": blockers or [], "notes": notes})
+
+    return handoff

@@ -1,0 +1,204 @@
+"""Rehydration: what a new session is told, built from stored data only.
+
+`build_resume_context` is pure and deterministic: the same stored inputs give the same text.
+Its size is capped by construction: every section is cut to a byte budget and the whole text
+to `CONTEXT_TOKEN_CAP` bytes. A token is never shorter than one byte of UTF-8, so the text can
+never be more than `CONTEXT_TOKEN_CAP` tokens, whatever the length of the run's history.
+`load_resume_inputs` gathers the inputs with a bounded number of small queries: it never reads
+the event log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from longrun.store.db import Store
+from longrun.scheduler.spec import parse_duration
+from longrun.store.runs import (
+    CheckpointView,
+    RunView,
+    SessionView,
+    checkpoint_ancestors,
+    get_session,
+    latest_verdicts,
+)
+
+CONTEXT_TOKEN_CAP = 16_000
+RECENT_COMMITS = 12
+ANCESTORS_READ = 8
+
+_SECTION_BYTES = {
+    "goal": 3_000,
+    "features": 6_000,
+    "handoff": 3_500,
+    "commits": 1_500,
+    "budget": 800,
+}
+
+
+@dataclass(frozen=True)
+class FeatureState:
+    id: str
+    description: str
+    check: str | None
+    rubric: str | None
+    status: str
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class ResumeInputs:
+    run_id: str
+    run_name: str
+    goal: str
+    session_n: int
+    checkpoint_id: int | None
+    checkpoint_commit: str | None
+    handoff: dict[str, Any] | None
+    handoff_session: int | None
+    features: list[FeatureState] = field(default_factory=list)
+    recent_commits: list[dict[str, str]] = field(default_factory=list)
+    spent_usd: float = 0.0
+    budget_usd: float | None = None
+    per_session_usd: float | None = None
+    tokens_used: int = 0
+    budget_tokens: int | None = None
+    time_box: timedelta = timedelta(hours=5)
+    wrap_up: timedelta = timedelta(minutes=10)
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, marking the cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    marker = " […]"
+    return data[: limit - len(marker.encode())].decode(errors="ignore") + marker
+
+
+def _minutes(td: timedelta) -> str:
+    total = int(td.total_seconds())
+    if total >= 3600:
+        return f"{total // 3600}h{(total % 3600) // 60:02d}m"
+    if total >= 60:
+        return f"{total // 60}m"
+    return f"{total}s"
+
+
+def build_resume_context(inputs: ResumeInputs) -> str:
+    """The text a session starts from: goal, done-condition with latest verdicts, last handoff,
+    recent commits, and the budget and time left."""
+    parts: list[str] = []
+    parts.append(f"# Run {inputs.run_name} ({inputs.run_id}), session {inputs.session_n}")
+    if inputs.checkpoint_id is None:
+        parts.append("This is the first session of the run: nothing has been done yet.")
+    else:
+        commit = (inputs.checkpoint_commit or "")[:12]
+        parts.append(f"You resume from checkpoint {inputs.checkpoint_id} (workspace commit {commit}).")
+
+    parts.append(_cut("## Goal\n" + inputs.goal.strip(), _SECTION_BYTES["goal"]))
+
+    if inputs.features:
+        lines = ["## Done-condition (decided by the judge, not by you)"]
+        for f in inputs.features:
+            how = []
+            if f.check:
+                how.append(f"check: `{_cut(f.check, 200)}`")
+            if f.rubric:
+                how.append(f"rubric: {_cut(f.rubric, 300)}")
+            lines.append(f"- [{f.status}] {f.id}: {_cut(f.description, 300)} ({'; '.join(how)})")
+            if f.evidence and f.status != "pass":
+                lines.append("  last evidence: " + _cut(f.evidence.strip().replace("\n", "\n  "), 600))
+        parts.append(_cut("\n".join(lines), _SECTION_BYTES["features"]))
+
+    if inputs.handoff:
+        h = inputs.handoff
+        lines = [f"## Handoff from session {inputs.handoff_session or '?'}"]
+        for key in ("done", "next", "blockers"):
+            items = h.get(key) or []
+            if items:
+                lines.append(f"{key.capitalize()}:")
+                lines.extend(f"- {_cut(str(item), 400)}" for item in items)
+        if h.get("notes"):
+            lines.append("Notes: " + _cut(str(h["notes"]), 1500))
+        parts.append(_cut("\n".join(lines), _SECTION_BYTES["handoff"]))
+    elif inputs.checkpoint_id is not None:
+        parts.append("## Handoff\nThe previous session left no handoff (it may have crashed or run out of time).")
+
+    if inputs.recent_commits:
+        lines = ["## Recent commits in the workspace (newest first)"]
+        lines.extend(f"- {c['sha'][:10]} {_cut(c['subject'], 120)}" for c in inputs.recent_commits[:RECENT_COMMITS])
+        parts.append(_cut("\n".join(lines), _SECTION_BYTES["commits"]))
+
+    budget = [f"## Budget and time\nSpent so far: ${inputs.spent_usd:.4f}"]
+    if inputs.budget_usd is not None:
+        budget.append(f"Run budget left: ${max(inputs.budget_usd - inputs.spent_usd, 0):.4f} of ${inputs.budget_usd:.2f}")
+    if inputs.per_session_usd is not None:
+        budget.append(f"This session may spend at most ${inputs.per_session_usd:.2f}")
+    if inputs.budget_tokens is not None:
+        budget.append(f"Tokens left: {max(inputs.budget_tokens - inputs.tokens_used, 0):,} of {inputs.budget_tokens:,}")
+    budget.append(
+        f"This session has {_minutes(inputs.time_box)}; you will be told to wrap up "
+        f"{_minutes(inputs.wrap_up)} before the end. Call `handoff` before you stop."
+    )
+    parts.append(_cut("\n".join(budget), _SECTION_BYTES["budget"]))
+
+    return _cut("\n\n".join(parts), CONTEXT_TOKEN_CAP)
+
+
+def context_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_resume_inputs(store: Store, run: RunView, session: SessionView, checkpoint_id: int | None) -> ResumeInputs:
+    """Everything `build_resume_context` needs, read with bounded queries (no log scan)."""
+    spec = run.spec
+    chain: list[CheckpointView] = checkpoint_ancestors(store, checkpoint_id, ANCESTORS_READ) if checkpoint_id else []
+    checkpoint = chain[0] if chain else None
+    handoff_cp = next((cp for cp in chain if cp.handoff), None)
+    commits: list[dict[str, str]] = []
+    for cp in chain:
+        commits.extend(cp.commits)
+        if len(commits) >= RECENT_COMMITS:
+            break
+    verdicts = latest_verdicts(store, run.id)
+    features = []
+    for f in spec.get("features", []):
+        v = verdicts.get(f["id"])
+        status = checkpoint.features.get(f["id"], "unjudged") if checkpoint else "unjudged"
+        evidence = ""
+        if v is not None:
+            status = v.status
+            evidence = str(v.evidence.get("output_tail", "") or v.evidence.get("rationale", ""))
+        features.append(FeatureState(f["id"], f["description"], f.get("check"), f.get("rubric"), status, evidence))
+    budget = spec.get("budget", {})
+    sess = spec.get("session", {})
+
+    return ResumeInputs(
+        run_id=run.id,
+        run_name=run.name,
+        goal=run.goal,
+        session_n=session.n,
+        checkpoint_id=checkpoint.id if checkpoint else None,
+        checkpoint_commit=checkpoint.commit if checkpoint else None,
+        handoff=handoff_cp.handoff if handoff_cp else None,
+        handoff_session=_session_n_of(store, handoff_cp) if handoff_cp else None,
+        features=features,
+        recent_commits=commits[:RECENT_COMMITS],
+        spent_usd=run.usage.usd,
+        budget_usd=budget.get("usd"),
+        per_session_usd=budget.get("per_session_usd"),
+        tokens_used=run.usage.tokens,
+        budget_tokens=budget.get("tokens"),
+        time_box=session.deadline_at - session.created_at,
+        wrap_up=parse_duration(sess.get("wrap_up", "10m")),
+    )
+
+
+def _session_n_of(store: Store, cp: CheckpointView) -> int | None:
+    if cp.session_id is None:
+        return None
+    return get_session(store, cp.session_id).n

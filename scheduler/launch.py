@@ -1,0 +1,173 @@
+"""Starting a session process, watching it to its deadline, and settling how it ended.
+
+A session runs as `python -m longrun.scheduler.session SESSION_ID` in a process group of its
+own. Whoever launched it (the CLI's `session run`, later the supervisor) kills the whole group
+at the deadline, records `timed_out`, `crashed` or `killed` when the session could not record
+its own end, and takes a checkpoint of the workspace so the next session starts from the work
+that was done. The judge then runs in this process, never in the worker's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from longrun.evaluators.command import run_check
+from longrun.scheduler.session import take_checkpoint
+from longrun.scheduler.spec import RunSpec
+from longrun.store import log, runs
+from longrun.store.db import Store
+from longrun.store.errors import InvalidTransition
+from longrun.store.models import FINAL_SESSION_STATES, RunState, SessionState, utcnow
+from longrun.store.runs import RunView, SessionView, VerdictView
+
+STALE_HEARTBEAT = timedelta(seconds=30)
+BUSY_RUN_STATES = {RunState.done, RunState.archived}
+
+
+@dataclass
+class LaunchedSession:
+    session: SessionView
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def session_log_path(store: Store, run_id: str, n: int) -> Path:
+    path = store.home / "logs" / run_id / f"session-{n}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reap_stale_sessions(store: Store, run_id: str) -> list[SessionView]:
+    """Sessions recorded as live whose process is gone or whose heartbeat is stale become `crashed`."""
+    reaped = []
+    for s in runs.list_sessions(store, run_id):
+        if s.state in FINAL_SESSION_STATES:
+            continue
+        beat = s.heartbeat_at or s.created_at
+        if not _alive(s.pid) or utcnow() - beat > STALE_HEARTBEAT:
+            reaped.extend(settle(store, s, SessionState.crashed, "its process was gone when found"))
+    return reaped
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_session(store: Store, run: RunView) -> LaunchedSession:
+    """Create the session row and start its process (in a new process group)."""
+    if run.state in BUSY_RUN_STATES:
+        raise InvalidTransition(f"run {run.name} ({run.id}) is {run.state}: no new session can start")
+    reap_stale_sessions(store, run.id)
+    live = [s for s in runs.list_sessions(store, run.id) if s.state not in FINAL_SESSION_STATES]
+    if live:
+        raise InvalidTransition(f"run {run.name} already has session {live[0].n} running (pid {live[0].pid})")
+    spec = RunSpec.model_validate(run.spec)
+    session = runs.create_session(store, run.id, time_box=spec.session.time_box, wrap_up=spec.session.wrap_up)
+    log_path = session_log_path(store, run.id, session.n)
+    env = dict(os.environ, LONGRUN_HOME=str(store.home), PYTHONUNBUFFERED="1")
+    with open(log_path, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "longrun.scheduler.session", str(session.id)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    runs.set_session_pid(store, session.id, process.pid)
+    return LaunchedSession(runs.get_session(store, session.id), process, log_path)
+
+
+def watch(store: Store, launched: LaunchedSession, poll_s: float = 0.25) -> SessionView:
+    """Wait for the session to end; kill its process group at the deadline. Returns the final view."""
+    session = launched.session
+    proc = launched.process
+    while True:
+        try:
+            proc.wait(timeout=poll_s)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if utcnow() >= session.deadline_at:
+            _kill_group(proc)
+            settle(store, session, SessionState.timed_out, "killed at its deadline")
+            break
+    final = runs.get_session(store, session.id)
+    if final.state not in FINAL_SESSION_STATES:
+        code = proc.returncode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        settle(store, final, SessionState.crashed, f"its process {how} without recording an end")
+    return runs.get_session(store, session.id)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def settle(store: Store, session: SessionView, state: SessionState, reason: str) -> list[SessionView]:
+    """Record an end the session did not record itself, after checkpointing the work it left."""
+    run = runs.get_run(store, session.run_id)
+    current = runs.get_session(store, session.id)
+    if current.state in FINAL_SESSION_STATES:
+        return []
+    take_checkpoint(store, run, current, str(state), None)
+    ended = runs.end_session(store, session.id, state, reason)
+    return [ended] if ended else []
+
+
+def judge(store: Store, run_id: str) -> dict[str, str]:
+    """Run every feature's command check against the run's head checkpoint; store the verdicts."""
+    run = runs.get_run(store, run_id)
+    spec = RunSpec.model_validate(run.spec)
+    if run.head_checkpoint_id is None:
+        return {}
+    verdicts = []
+    for feature in spec.features:
+        if not feature.check:
+            continue
+        result = run_check(feature.id, feature.check, Path(run.workspace), feature.timeout.total_seconds())
+        verdicts.append(VerdictView(feature.id, run.head_checkpoint_id, "command", result.status, result.evidence))
+    if verdicts:
+        runs.add_verdicts(store, run.id, run.head_checkpoint_id, verdicts)
+    return {v.feature_id: v.status for v in verdicts}
+
+
+def run_one_session(store: Store, run: RunView) -> SessionView:
+    """Start a session, watch it to its end, judge the result and set the run's state."""
+    launched = start_session(store, run)
+    session = watch(store, launched)
+    statuses = judge(store, run.id)
+    spec = RunSpec.model_validate(run.spec)
+    all_pass = bool(spec.features) and all(statuses.get(f.id) == "pass" for f in spec.features)
+    with store.writing() as conn:
+        if all_pass:
+            runs.set_run_state(conn, run.id, RunState.done, "every feature passes at the latest checkpoint")
+            log.append(conn, run.id, "run_done", {"checkpoint_id": runs.get_run(store, run.id).head_checkpoint_id})
+        else:
+            failing = sorted(f.id for f in spec.features if statuses.get(f.id) != "pass")
+            reason = f"session {session.n} {session.state}; not yet passing: {', '.join(failing) or '—'}"
+            runs.set_run_state(conn, run.id, RunState.scheduled, reason)
+    return session
+
+
+def wait_until(deadline: float) -> None:
+    time.sleep(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,315 @@
+"""The session harness: `python -m longrun.scheduler.session SESSION_ID`.
+
+A stateless process: it loads everything from the store, puts the workspace at the session's
+starting checkpoint, builds the resume context, runs the worker with its hooks, writes every
+event as it happens, keeps a heartbeat, checkpoints on handoff, every N tool calls, every M
+minutes and at its end, and records how it ended. The supervisor (or `longrun session run`)
+kills its whole process group at the deadline; anything it had written stays written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from longrun.scheduler import workspace as ws
+from longrun.scheduler.anthropic_worker import AnthropicWorker
+from longrun.scheduler.context import build_resume_context, context_digest, load_resume_inputs
+from longrun.scheduler.pricing import PriceTable, load_prices
+from longrun.scheduler.spec import RunSpec
+from longrun.scheduler.worker import EndReason, ModelCall, ToolDecision, WorkerHooks, WorkerOutcome, WorkerTask
+from longrun.store import log, runs
+from longrun.store.db import Store
+from longrun.store.errors import BudgetExhausted, LongrunError
+from longrun.store.models import RunState, SessionState, utcnow
+from longrun.store.runs import CheckpointView, RunView, SessionView, Usage
+
+HEARTBEAT_SECONDS = 2.0
+MIN_USEFUL_MAX_TOKENS = 256
+
+
+class Harness:
+    """One session's bookkeeping around a worker: events, checkpoints, heartbeat and hooks."""
+
+    def __init__(self, store: Store, session: SessionView, run: RunView, spec: RunSpec, prices: PriceTable):
+        self.store = store
+        self.session = session
+        self.run = run
+        self.spec = spec
+        self.workspace = Path(run.workspace)
+        price = prices.find(spec.worker.model)
+        if price is None:
+            raise LongrunError(f"no price for model {spec.worker.model!r} (add it to pricing.toml)")
+        self.price = price
+        self.stop_requested = False
+        self.wrap_up_sent = False
+        self.calls_since_checkpoint = 0
+        self.last_checkpoint_at = utcnow()
+        self.last_input_bound: tuple[int, int] | None = None
+        """(input tokens the last reply reported in all, bytes of the request that produced it)."""
+
+    # --- events -----------------------------------------------------------------------------
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        log.record(self.store, self.run.id, kind, data, session_id=self.session.id)
+
+    def model_call(self, call: ModelCall) -> Usage:
+        usage = self.price.usage(
+            call.input_tokens, call.output_tokens, call.cache_write_tokens, call.cache_read_tokens
+        )
+        data = {
+            "model": call.model,
+            "request_id": call.request_id,
+            "message_id": call.message_id,
+            "stop_reason": call.stop_reason,
+            "max_tokens": call.max_tokens,
+            "duration_ms": call.duration_ms,
+            "text": call.text[:2000],
+            "tool_calls": call.tool_calls,
+            "usage": usage.to_json(),
+        }
+        with self.store.writing() as conn:
+            log.append(conn, self.run.id, "model_call", data, session_id=self.session.id)
+            runs.add_usage(conn, self.run.id, self.session.id, usage)
+        if self.last_input_bound is not None:
+            self.last_input_bound = (
+                call.input_tokens + call.cache_write_tokens + call.cache_read_tokens,
+                self.last_input_bound[1],
+            )
+        return usage
+
+    # --- hooks ------------------------------------------------------------------------------
+
+    def check_call(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Refuse or shrink a call whose worst case does not fit in what is left of a cap."""
+        size = len(log.canonical_json({k: body.get(k) for k in ("system", "messages", "tools")}).encode())
+        if self.last_input_bound and size >= self.last_input_bound[1]:
+            input_bound = self.last_input_bound[0] + (size - self.last_input_bound[1])
+        else:
+            input_bound = size  # a token is never shorter than a byte
+        self.last_input_bound = (input_bound, size)
+        input_price = max(self.price.input, self.price.cache_write)
+        run = runs.get_run(self.store, self.run.id)
+        session = runs.get_session(self.store, self.session.id)
+        left_usd = [
+            cap - spent
+            for cap, spent in (
+                (self.spec.budget.usd, run.usage.usd),
+                (self.spec.budget.per_session_usd, session.usage.usd),
+            )
+            if cap is not None
+        ]
+        left_tokens = self.spec.budget.tokens - run.usage.tokens if self.spec.budget.tokens is not None else None
+        max_tokens = int(body["max_tokens"])
+        allowed = max_tokens
+        if left_usd:
+            usd = min(left_usd) - input_bound * input_price / 1_000_000
+            allowed = min(allowed, int(usd * 1_000_000 / self.price.output)) if usd > 0 else 0
+        if left_tokens is not None:
+            allowed = min(allowed, left_tokens - input_bound)
+        if allowed >= max_tokens:
+            return body
+        if allowed < MIN_USEFUL_MAX_TOKENS:
+            self.event(
+                "budget_stop",
+                {"input_bound": input_bound, "max_tokens": max_tokens, "left_usd": min(left_usd) if left_usd else None,
+                 "left_tokens": left_tokens},
+            )
+            raise BudgetExhausted("the next model call would not fit in what is left of the budget")
+        self.event("max_tokens_lowered", {"from": max_tokens, "to": allowed, "input_bound": input_bound})
+        return {**body, "max_tokens": allowed}
+
+    def tool_policy(self, tool: str, args: dict[str, Any]) -> ToolDecision:
+        return ToolDecision.allow
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    def wrap_up_notice(self) -> str | None:
+        if self.wrap_up_sent or utcnow() < self.session.wrap_up_at:
+            return None
+        self.wrap_up_sent = True
+        left = max(int((self.session.deadline_at - utcnow()).total_seconds()), 0)
+        with self.store.writing() as conn:
+            runs.set_session_state(conn, self.session.id, SessionState.wrapping_up)
+            log.append(conn, self.run.id, "wrap_up", {"seconds_left": left}, session_id=self.session.id)
+        return (
+            f"[longrun] This session ends in {left} seconds. Wrap up now: commit your work and call "
+            "`handoff` with what is done, what is next and any blockers."
+        )
+
+    def after_tool(self, tool: str, is_error: bool) -> None:
+        self.calls_since_checkpoint += 1
+        every_calls = self.spec.session.checkpoint_every_calls
+        every_minutes = self.spec.session.checkpoint_every_minutes
+        if every_calls and self.calls_since_checkpoint >= every_calls:
+            self.checkpoint("calls", None)
+        elif every_minutes and (utcnow() - self.last_checkpoint_at).total_seconds() >= every_minutes * 60:
+            self.checkpoint("timer", None)
+
+    def handoff(self, handoff: dict[str, Any]) -> str:
+        self.event("handoff", handoff)
+        cp = self.checkpoint("handoff", handoff)
+        return f"Handoff recorded as checkpoint {cp.id} (commit {cp.commit[:10]})."
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def checkpoint(self, reason: str, handoff: dict[str, Any] | None) -> CheckpointView:
+        self.calls_since_checkpoint = 0
+        self.last_checkpoint_at = utcnow()
+        return take_checkpoint(self.store, self.run, self.session, reason, handoff)
+
+    def ensure_context(self) -> str:
+        """Put the workspace at the starting checkpoint and record the context the model gets."""
+        start = (
+            runs.get_checkpoint(self.store, self.session.from_checkpoint_id)
+            if self.session.from_checkpoint_id
+            else None
+        )
+        ws.init_workspace(self.workspace, self.run.branch)
+        if start is not None:
+            ws.restore(
+                self.workspace,
+                self.run.branch,
+                start.commit,
+                keep_ref=f"refs/longrun/{self.run.id}/found/session-{self.session.n}",
+            )
+        inputs = load_resume_inputs(self.store, self.run, self.session, start.id if start else None)
+        text = build_resume_context(inputs)
+        self.event(
+            "context",
+            {
+                "checkpoint_id": start.id if start else None,
+                "commit": start.commit if start else ws.head(self.workspace),
+                "bytes": len(text.encode()),
+                "sha256": context_digest(text),
+                "text": text,
+            },
+        )
+        return text
+
+
+def take_checkpoint(
+    store: Store, run: RunView, session: SessionView | None, reason: str, handoff: dict[str, Any] | None
+) -> CheckpointView:
+    """Commit the workspace as it stands and record it as the run's new head checkpoint."""
+    workspace = Path(run.workspace)
+    current = runs.get_run(store, run.id)
+    parent = runs.get_checkpoint(store, current.head_checkpoint_id) if current.head_checkpoint_id else None
+    label = f"session {session.n}" if session else "no session"
+    sha = ws.snapshot(workspace, f"longrun: checkpoint ({reason}, {label})", checkpoint_ref(run.id, None))
+    ws.git(workspace, "update-ref", checkpoint_ref(run.id, sha), sha)
+    commits = ws.commits_between(workspace, f"{parent.commit}^" if parent else None, f"{sha}^")
+    return runs.add_checkpoint(
+        store,
+        run_id=run.id,
+        session_id=session.id if session else None,
+        commit=sha,
+        reason=reason,
+        handoff=handoff,
+        commits=[c.to_json() for c in commits],
+    )
+
+
+def checkpoint_ref(run_id: str, sha: str | None) -> str:
+    """Where a checkpoint's commit is kept (so git never collects it); `sha=None` names the newest."""
+    return f"refs/longrun/{run_id}/checkpoints/{sha or 'head'}"
+
+
+async def _heartbeat(harness: Harness) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        if await asyncio.to_thread(runs.heartbeat, harness.store, harness.session.id):
+            if not harness.stop_requested:
+                harness.stop_requested = True
+                harness.event("stop_seen", {})
+
+
+async def run_session(store: Store, session_id: int) -> WorkerOutcome:
+    session = runs.get_session(store, session_id)
+    run = runs.get_run(store, session.run_id)
+    spec = RunSpec.model_validate(run.spec)
+    harness = Harness(store, session, run, spec, load_prices(store.home))
+    session = runs.session_started(store, session_id, os.getpid())
+    harness.session = session
+    with store.writing() as conn:
+        runs.set_run_state(conn, run.id, RunState.running, f"session {session.n} running")
+    context = harness.ensure_context()
+
+    server = None
+    base_url = spec.worker.base_url
+    api_key = os.environ.get("ANTHROPIC_API_KEY")
+    if spec.worker.backend == "scripted":
+        from longrun.scheduler.scripted import ScriptedModelServer, load_script
+
+        script = load_script(spec.worker.script or "demo", Path(run.spec_path).parent if run.spec_path else None)
+        server = ScriptedModelServer(script, first_session=session.n - 1)
+        base_url = server.start()
+        api_key = "scripted-model-needs-no-key"
+        harness.event("scripted_model", {"script": spec.worker.script, "base_url": base_url})
+    elif not api_key:
+        outcome = WorkerOutcome(EndReason.error, "ANTHROPIC_API_KEY is not set in the environment")
+        finish(harness, outcome)
+        return outcome
+
+    hooks = WorkerHooks(
+        check_call=harness.check_call,
+        tool_policy=harness.tool_policy,
+        should_stop=harness.should_stop,
+        wrap_up_notice=harness.wrap_up_notice,
+        after_tool=harness.after_tool,
+        handoff=harness.handoff,
+    )
+    task = WorkerTask(
+        context=context,
+        workspace=harness.workspace,
+        deadline=session.deadline_at,
+        model=spec.worker.model,
+        max_tokens=spec.worker.max_tokens,
+        base_url=base_url,
+        api_key=api_key,
+    )
+    beat = asyncio.create_task(_heartbeat(harness))
+    try:
+        outcome = await AnthropicWorker().run(task, hooks, harness)
+    except LongrunError as exc:
+        outcome = WorkerOutcome(EndReason.error, exc.message)
+    finally:
+        beat.cancel()
+        if server is not None:
+            server.stop()
+    finish(harness, outcome)
+    return outcome
+
+
+def finish(harness: Harness, outcome: WorkerOutcome) -> None:
+    """Checkpoint the session's end and record how it ended."""
+    harness.checkpoint("session_end", None)
+    data: dict[str, Any] = {"detail": outcome.detail}
+    if outcome.retry_at:
+        data["retry_at"] = outcome.retry_at.astimezone(UTC).isoformat()
+        harness.event("rate_limited", {"retry_at": data["retry_at"], "detail": outcome.detail})
+    runs.end_session(harness.store, harness.session.id, SessionState.ended, str(outcome.reason), data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m longrun.scheduler.session SESSION_ID", file=sys.stderr)
+        return 2
+    try:
+        store = Store.open(create=False)
+        outcome = asyncio.run(run_session(store, int(args[0])))
+    except LongrunError as exc:
+        print(f"longrun session: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"session ended: {outcome.reason} ({outcome.detail}) at {datetime.now(UTC).isoformat()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The worker interface: what every backend is handed and how it reports back.
+
+The harness gives a worker the resume context, the workspace, a deadline and hooks (a pre-call
+budget check, a tool-call policy, a stop flag, a wrap-up notice, a handoff sink); the worker
+reports what happens as events. Nothing above the worker knows which backend ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from longrun.store.runs import Usage
+
+
+class ToolDecision(StrEnum):
+    allow = "allow"
+    ask = "ask"
+    deny = "deny"
+
+
+class EndReason(StrEnum):
+    finished = "finished"
+    """The model ended its turn: it has nothing more to do this session."""
+    stopped = "stopped"
+    """A stop or pause was requested."""
+    budget = "budget"
+    """The next model call would not fit in what is left of a budget cap."""
+    rate_limited = "rate_limited"
+    """The API kept answering with a usage or rate limit."""
+    api_error = "api_error"
+    error = "error"
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One model reply as the worker saw it, with the tokens it used."""
+
+    model: str
+    request_id: str | None
+    message_id: str
+    stop_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_write_tokens: int
+    cache_read_tokens: int
+    max_tokens: int
+    duration_ms: int
+    text: str
+    tool_calls: list[str]
+
+
+class Reporter(Protocol):
+    """Where a worker writes what happens; each call is one event, committed before it returns."""
+
+    def model_call(self, call: ModelCall) -> Usage: ...
+
+    def event(self, kind: str, data: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class WorkerHooks:
+    check_call: Callable[[dict[str, Any]], dict[str, Any]]
+    """Pre-call budget check: given the request body, return it (maybe with a lower max_tokens)
+    or raise `BudgetExhausted`."""
+    tool_policy: Callable[[str, dict[str, Any]], ToolDecision]
+    should_stop: Callable[[], bool]
+    wrap_up_notice: Callable[[], str | None]
+    """A notice to pass to the model once it is time to wrap up; None before then and after."""
+    after_tool: Callable[[str, bool], None]
+    """Called after each tool call (name, is_error): where the harness takes periodic checkpoints."""
+    handoff: Callable[[dict[str, Any]], str]
+    """Record the worker's handoff and checkpoint; returns a line to tell the model."""
+
+
+@dataclass(frozen=True)
+class WorkerTask:
+    context: str
+    workspace: Path
+    deadline: datetime
+    model: str
+    max_tokens: int
+    base_url: str | None = None
+    api_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    reason: EndReason
+    detail: str = ""
+    retry_at: datetime | None = None
+    """For `rate_limited`: when the provider said the limit resets."""
+
+
+class Worker(Protocol):
+    async def run(self, task: WorkerTask, hooks: WorkerHooks, report: Reporter) -> WorkerOutcome: ...

@@ -1,0 +1,204 @@
+"""The append-only event log and its hash chain.
+
+This is the hot path: plain SQLAlchemy Core on one connection, no ORM objects. Each event's
+hash covers its run, seq, time, session, kind and payload text plus the previous event's hash,
+so editing or dropping any row behind the triggers' back breaks the chain from there on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from longrun.store.db import Store
+from longrun.store.models import iso, utcnow
+
+GENESIS = "0" * 64
+
+_HEAD = text("SELECT seq, hash FROM event WHERE run_id = :run ORDER BY seq DESC LIMIT 1")
+_INSERT = text(
+    "INSERT INTO event (run_id, seq, session_id, ts, kind, data, prev_hash, hash) "
+    "VALUES (:run_id, :seq, :session_id, :ts, :kind, :data, :prev_hash, :hash)"
+)
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def event_hash(prev_hash: str, run_id: str, seq: int, ts: str, session_id: int | None, kind: str, data: str) -> str:
+    material = "\x1f".join((prev_hash, run_id, str(seq), ts, "" if session_id is None else str(session_id), kind, data))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EventView:
+    run_id: str
+    seq: int
+    session_id: int | None
+    ts: datetime
+    kind: str
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "session_id": self.session_id,
+            "ts": iso(self.ts),
+            "kind": self.kind,
+            "data": self.data,
+        }
+
+
+def append(
+    conn: Connection,
+    run_id: str,
+    kind: str,
+    data: dict[str, Any] | None = None,
+    *,
+    session_id: int | None = None,
+    ts: datetime | None = None,
+) -> int:
+    """Append one event inside the caller's write transaction and return its seq."""
+    return append_many(conn, run_id, [(kind, data or {}, session_id, ts)])
+
+
+def append_many(
+    conn: Connection,
+    run_id: str,
+    items: list[tuple[str, dict[str, Any], int | None, datetime | None]],
+) -> int:
+    """Append events (kind, data, session_id, ts) in order inside the caller's write transaction.
+
+    Returns the seq of the last one. The caller's transaction must be a write transaction
+    (`Store.writing`), which holds the write lock, so two processes can never take the same seq.
+    """
+    head = conn.execute(_HEAD, {"run": run_id}).first()
+    seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+    rows = []
+    for kind, data, session_id, ts in items:
+        seq += 1
+        stamp = iso(ts or utcnow())
+        payload = canonical_json(data)
+        digest = event_hash(prev, run_id, seq, stamp, session_id, kind, payload)
+        rows.append(
+            {
+                "run_id": run_id,
+                "seq": seq,
+                "session_id": session_id,
+                "ts": stamp,
+                "kind": kind,
+                "data": payload,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    conn.execute(_INSERT, rows)
+    return seq
+
+
+def record(
+    store: Store,
+    run_id: str,
+    kind: str,
+    data: dict[str, Any] | None = None,
+    *,
+    session_id: int | None = None,
+) -> int:
+    """Append one event in a transaction of its own (committed before this returns)."""
+    with store.writing() as conn:
+        return append(conn, run_id, kind, data, session_id=session_id)
+
+
+def head_seq(conn: Connection, run_id: str) -> int:
+    row = conn.execute(_HEAD, {"run": run_id}).first()
+    return row[0] if row else 0
+
+
+def read_events(
+    store: Store,
+    run_id: str,
+    *,
+    since: int = 0,
+    limit: int | None = None,
+    kinds: list[str] | None = None,
+) -> list[EventView]:
+    """Events of a run with seq greater than `since`, oldest first."""
+    sql = "SELECT run_id, seq, session_id, ts, kind, data FROM event WHERE run_id = :run AND seq > :since"
+    params: dict[str, Any] = {"run": run_id, "since": since}
+    if kinds:
+        sql += " AND kind IN (" + ",".join(f":k{i}" for i in range(len(kinds))) + ")"
+        params.update({f"k{i}": k for i, k in enumerate(kinds)})
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    with store.reading() as conn:
+        rows = conn.execute(text(sql), params).all()
+    return [
+        EventView(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], json.loads(r[5])) for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    run_id: str
+    events: int
+    ok: bool
+    broken_at: int | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "events": self.events,
+            "ok": self.ok,
+            "broken_at": self.broken_at,
+            "reason": self.reason,
+        }
+
+
+def verify_chain(store: Store, run_id: str) -> ChainReport:
+    """Walk the run's events in seq order, recomputing every hash; report the first break."""
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    for seq, session_id, ts, kind, data, prev_hash, digest in _stream_chain(store, run_id):
+        count += 1
+        if seq != expected_seq:
+            return ChainReport(run_id, count, False, expected_seq, f"event {expected_seq} is missing")
+        if prev_hash != prev:
+            return ChainReport(run_id, count, False, seq, "its link to the previous event does not match")
+        if event_hash(prev, run_id, seq, ts, session_id, kind, data) != digest:
+            return ChainReport(run_id, count, False, seq, "its content does not match its hash")
+        prev = digest
+        expected_seq += 1
+    return ChainReport(run_id, count, True)
+
+
+def _stream_chain(store: Store, run_id: str) -> Iterator[tuple[Any, ...]]:
+    """The chain's rows in pages, so verifying a million events stays in constant memory."""
+    last = 0
+    page = 5000
+    while True:
+        with store.reading() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT seq, session_id, ts, kind, data, prev_hash, hash FROM event "
+                    "WHERE run_id = :run AND seq > :last ORDER BY seq LIMIT :page"
+                ),
+                {"run": run_id, "last": last, "page": page},
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield tuple(row)
+        last = rows[-1][0]

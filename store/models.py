@@ -1,0 +1,214 @@
+"""The store's tables.
+
+Timestamps are timezone-aware UTC, kept as fixed-width ISO-8601 text so that they sort and
+compare as text and SQL can bucket them. JSON payloads are kept as canonical JSON text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+"""Bumped whenever a table changes; a store with a newer version is refused, never guessed at."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime stored as `YYYY-MM-DDTHH:MM:SS.ffffff+00:00` text."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> str | None:
+        if value is None:
+            return None
+        return iso(value)
+
+    def process_result_value(self, value: str | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromisoformat(value)
+
+
+def iso(value: datetime) -> str:
+    """The store's text form of a timestamp (naive datetimes are refused: they are bugs)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False) -> Field:  # type: ignore[valid-type]
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+class RunState(StrEnum):
+    draft = "draft"
+    scheduled = "scheduled"
+    running = "running"
+    paused = "paused"
+    awaiting_approval = "awaiting_approval"
+    """Waiting for a person: a risky call, a question, a budget raise, a breaker reset or sign-off."""
+    tripped = "tripped"
+    """A circuit breaker is open."""
+    done = "done"
+    failed = "failed"
+    archived = "archived"
+
+
+class SessionState(StrEnum):
+    starting = "starting"
+    running = "running"
+    wrapping_up = "wrapping_up"
+    """Told to finish its work and write its handoff before the deadline."""
+    ended = "ended"
+    timed_out = "timed_out"
+    """Killed at its deadline."""
+    crashed = "crashed"
+    """Its process died, or its heartbeat went stale, without it recording an end."""
+    killed = "killed"
+    """Ended by a person (stop) or by the supervisor's shutdown."""
+
+
+FINAL_SESSION_STATES = frozenset(
+    {SessionState.ended, SessionState.timed_out, SessionState.crashed, SessionState.killed}
+)
+
+
+class ApprovalState(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    denied = "denied"
+    expired = "expired"
+
+
+class Meta(SQLModel, table=True):
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Run(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str = Field(index=True)
+    goal: str
+    spec_json: str
+    spec_path: str | None = None
+    workspace: str
+    branch: str
+    state: str = Field(default=RunState.draft)
+    state_reason: str | None = None
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    head_checkpoint_id: int | None = None
+    parent_run_id: str | None = None
+    spent_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+
+class RunSession(SQLModel, table=True):
+    """One time-boxed attempt at a run (named so as not to clash with a database session)."""
+
+    __tablename__ = "session"
+    __table_args__ = (UniqueConstraint("run_id", "n"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    n: int
+    state: str = Field(default=SessionState.starting)
+    pid: int | None = None
+    created_at: datetime = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+    deadline_at: datetime = _ts()
+    wrap_up_at: datetime = _ts()
+    heartbeat_at: datetime | None = _ts(nullable=True)
+    ended_at: datetime | None = _ts(nullable=True)
+    end_reason: str | None = None
+    from_checkpoint_id: int | None = None
+    stop_requested: bool = False
+    spent_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+
+class Event(SQLModel, table=True):
+    """One row of the append-only log; `hash` chains it to the run's previous event."""
+
+    __table_args__ = (UniqueConstraint("run_id", "seq"), Index("ix_event_run_kind", "run_id", "kind"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id")
+    seq: int
+    session_id: int | None = None
+    ts: datetime = _ts()
+    kind: str
+    data: str
+    prev_hash: str
+    hash: str
+
+
+class Checkpoint(SQLModel, table=True):
+    """A point the run can resume from: references and deltas, never a copy of the history."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    session_id: int | None = None
+    parent_id: int | None = None
+    seq: int
+    commit: str
+    reason: str
+    handoff_json: str | None = None
+    features_json: str = "{}"
+    commits_json: str = "[]"
+    """The workspace commits made since the parent checkpoint (sha, subject), newest first, capped."""
+    spent_usd: float = 0.0
+    tokens: int = 0
+    created_at: datetime = _ts()
+
+
+class Verdict(SQLModel, table=True):
+    __table_args__ = (Index("ix_verdict_run_feature", "run_id", "feature_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id")
+    checkpoint_id: int = Field(foreign_key="checkpoint.id")
+    feature_id: str
+    judge: str
+    status: str
+    evidence_json: str = "{}"
+    created_at: datetime = _ts()
+
+
+class Approval(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    session_id: int | None = None
+    kind: str
+    state: str = Field(default=ApprovalState.pending)
+    request_json: str = "{}"
+    token_hash: str | None = None
+    requested_at: datetime = _ts()
+    expires_at: datetime | None = _ts(nullable=True)
+    decided_by: str | None = None
+    decided_at: datetime | None = _ts(nullable=True)
+    comment: str | None = None
+
+
+class Lease(SQLModel, table=True):
+    """The supervisor lease: one row per store, taken by compare-and-set."""
+
+    name: str = Field(primary_key=True)
+    holder: str
+    heartbeat_at: datetime = _ts()
+    expires_at: datetime = _ts()

@@ -1,0 +1,593 @@
+"""Runs, sessions and checkpoints: the writes that go with them and the read models handed out.
+
+Read models are frozen dataclasses (`RunView`, `SessionView`, `CheckpointView`), never live
+table rows. Every write that changes what happened also appends its event in the same
+transaction, so the log and the tables never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, text
+from sqlmodel import Session, col, select
+
+from longrun.store import log
+from longrun.store.db import Store
+from longrun.store.errors import CheckpointNotFound, RunNotFound, SessionNotFound
+from longrun.store.models import (
+    FINAL_SESSION_STATES,
+    Checkpoint,
+    Run,
+    RunSession,
+    SessionState,
+    Verdict,
+    iso,
+    utcnow,
+)
+
+TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens of one model call (or a sum of them) and what they cost."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    usd: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in TOKEN_KINDS} | {"tokens": self.tokens, "usd": round(self.usd, 6)}
+
+
+def _usage_of(row: Run | RunSession) -> Usage:
+    return Usage(row.input_tokens, row.output_tokens, row.cache_write_tokens, row.cache_read_tokens, row.spent_usd)
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: str
+    name: str
+    goal: str
+    state: str
+    state_reason: str | None
+    workspace: str
+    branch: str
+    spec: dict[str, Any]
+    spec_path: str | None
+    created_at: datetime
+    updated_at: datetime
+    head_checkpoint_id: int | None
+    parent_run_id: str | None
+    usage: Usage
+
+    @property
+    def spent_usd(self) -> float:
+        return self.usage.usd
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "goal": self.goal,
+            "state": self.state,
+            "state_reason": self.state_reason,
+            "workspace": self.workspace,
+            "branch": self.branch,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "head_checkpoint_id": self.head_checkpoint_id,
+            "parent_run_id": self.parent_run_id,
+            "spent_usd": round(self.usage.usd, 6),
+            "tokens": self.usage.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: int
+    run_id: str
+    n: int
+    state: str
+    pid: int | None
+    created_at: datetime
+    started_at: datetime | None
+    deadline_at: datetime
+    wrap_up_at: datetime
+    heartbeat_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    from_checkpoint_id: int | None
+    stop_requested: bool
+    usage: Usage
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_SESSION_STATES
+
+    def to_json(self) -> dict[str, Any]:
+        def t(v: datetime | None) -> str | None:
+            return iso(v) if v else None
+
+        return {
+            "id": self.id,
+            "n": self.n,
+            "state": self.state,
+            "pid": self.pid,
+            "started_at": t(self.started_at),
+            "ended_at": t(self.ended_at),
+            "deadline_at": iso(self.deadline_at),
+            "end_reason": self.end_reason,
+            "from_checkpoint_id": self.from_checkpoint_id,
+            "spent_usd": round(self.usage.usd, 6),
+            "tokens": self.usage.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    id: int
+    run_id: str
+    session_id: int | None
+    parent_id: int | None
+    seq: int
+    commit: str
+    reason: str
+    handoff: dict[str, Any] | None
+    features: dict[str, str]
+    commits: list[dict[str, str]]
+    spent_usd: float
+    tokens: int
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "session_id": self.session_id,
+            "parent_id": self.parent_id,
+            "seq": self.seq,
+            "commit": self.commit,
+            "reason": self.reason,
+            "handoff": self.handoff,
+            "features": self.features,
+            "spent_usd": round(self.spent_usd, 6),
+            "tokens": self.tokens,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class VerdictView:
+    feature_id: str
+    checkpoint_id: int
+    judge: str
+    status: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature_id": self.feature_id,
+            "checkpoint_id": self.checkpoint_id,
+            "judge": self.judge,
+            "status": self.status,
+            "evidence": self.evidence,
+            "created_at": iso(self.created_at) if self.created_at else None,
+        }
+
+
+def _run_view(row: Run) -> RunView:
+    return RunView(
+        id=row.id,
+        name=row.name,
+        goal=row.goal,
+        state=row.state,
+        state_reason=row.state_reason,
+        workspace=row.workspace,
+        branch=row.branch,
+        spec=json.loads(row.spec_json),
+        spec_path=row.spec_path,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        head_checkpoint_id=row.head_checkpoint_id,
+        parent_run_id=row.parent_run_id,
+        usage=_usage_of(row),
+    )
+
+
+def _session_view(row: RunSession) -> SessionView:
+    assert row.id is not None
+    return SessionView(
+        id=row.id,
+        run_id=row.run_id,
+        n=row.n,
+        state=row.state,
+        pid=row.pid,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        deadline_at=row.deadline_at,
+        wrap_up_at=row.wrap_up_at,
+        heartbeat_at=row.heartbeat_at,
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+        from_checkpoint_id=row.from_checkpoint_id,
+        stop_requested=row.stop_requested,
+        usage=_usage_of(row),
+    )
+
+
+def _checkpoint_view(row: Checkpoint) -> CheckpointView:
+    assert row.id is not None
+    return CheckpointView(
+        id=row.id,
+        run_id=row.run_id,
+        session_id=row.session_id,
+        parent_id=row.parent_id,
+        seq=row.seq,
+        commit=row.commit,
+        reason=row.reason,
+        handoff=json.loads(row.handoff_json) if row.handoff_json else None,
+        features=json.loads(row.features_json),
+        commits=json.loads(row.commits_json),
+        spent_usd=row.spent_usd,
+        tokens=row.tokens,
+        created_at=row.created_at,
+    )
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def insert_run(
+    store: Store,
+    *,
+    run_id: str,
+    name: str,
+    goal: str,
+    spec: dict[str, Any],
+    spec_path: str | None,
+    workspace: str,
+    branch: str,
+    state: str,
+    parent_run_id: str | None = None,
+) -> RunView:
+    now = utcnow()
+    row = Run(
+        id=run_id,
+        name=name,
+        goal=goal,
+        spec_json=log.canonical_json(spec),
+        spec_path=spec_path,
+        workspace=workspace,
+        branch=branch,
+        state=state,
+        created_at=now,
+        updated_at=now,
+        parent_run_id=parent_run_id,
+    )
+    with store.orm(write=True) as db:
+        db.add(row)
+        db.flush()
+        log.append(
+            db.connection(),
+            run_id,
+            "run_created",
+            {"name": name, "workspace": workspace, "branch": branch, "spec_path": spec_path, "state": state},
+        )
+    return _run_view(row)
+
+
+def get_run(store: Store, ref: str) -> RunView:
+    """The run whose id is `ref`, whose id starts with `ref`, or whose name is `ref` (newest first)."""
+    with store.orm() as db:
+        row = db.get(Run, ref)
+        if row is None:
+            by_prefix = db.exec(select(Run).where(col(Run.id).startswith(ref)).limit(2)).all() if ref else []
+            if len(by_prefix) == 1:
+                row = by_prefix[0]
+            else:
+                row = db.exec(
+                    select(Run).where(Run.name == ref).order_by(col(Run.created_at).desc()).limit(1)
+                ).first()
+        if row is None:
+            raise RunNotFound(f"no run with id or name {ref!r} (see `longrun run list`)")
+        return _run_view(row)
+
+
+def list_runs(store: Store) -> list[RunView]:
+    with store.orm() as db:
+        return [_run_view(r) for r in db.exec(select(Run).order_by(col(Run.created_at))).all()]
+
+
+def set_run_state(conn: Connection, run_id: str, state: str, reason: str | None = None) -> None:
+    conn.execute(
+        text("UPDATE run SET state = :s, state_reason = :r, updated_at = :t WHERE id = :id"),
+        {"s": state, "r": reason, "t": iso(utcnow()), "id": run_id},
+    )
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+def create_session(
+    store: Store, run_id: str, *, time_box: timedelta, wrap_up: timedelta, now: datetime | None = None
+) -> SessionView:
+    """A new session row numbered after the run's last one, starting from the run's head checkpoint."""
+    now = now or utcnow()
+    deadline = now + time_box
+    with store.orm(write=True) as db:
+        run = db.get(Run, run_id)
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        last = db.exec(select(func.max(RunSession.n)).where(RunSession.run_id == run_id)).one()
+        row = RunSession(
+            run_id=run_id,
+            n=(last or 0) + 1,
+            state=SessionState.starting,
+            created_at=now,
+            deadline_at=deadline,
+            wrap_up_at=deadline - wrap_up,
+            from_checkpoint_id=run.head_checkpoint_id,
+        )
+        db.add(row)
+        db.flush()
+        log.append(
+            db.connection(),
+            run_id,
+            "session_created",
+            {
+                "n": row.n,
+                "deadline_at": iso(deadline),
+                "wrap_up_at": iso(row.wrap_up_at),
+                "from_checkpoint_id": row.from_checkpoint_id,
+            },
+            session_id=row.id,
+        )
+        return _session_view(row)
+
+
+def get_session(store: Store, session_id: int) -> SessionView:
+    with store.orm() as db:
+        row = db.get(RunSession, session_id)
+        if row is None:
+            raise SessionNotFound(f"no session with id {session_id}")
+        return _session_view(row)
+
+
+def list_sessions(store: Store, run_id: str) -> list[SessionView]:
+    with store.orm() as db:
+        rows = db.exec(select(RunSession).where(RunSession.run_id == run_id).order_by(col(RunSession.n))).all()
+        return [_session_view(r) for r in rows]
+
+
+def session_started(store: Store, session_id: int, pid: int) -> SessionView:
+    """The session's process is up: record its pid and first heartbeat."""
+    now = utcnow()
+    with store.orm(write=True) as db:
+        row = _session_row(db, session_id)
+        row.pid = pid
+        row.state = SessionState.running
+        row.started_at = now
+        row.heartbeat_at = now
+        db.add(row)
+        db.flush()
+        log.append(db.connection(), row.run_id, "session_started", {"n": row.n, "pid": pid}, session_id=row.id)
+        return _session_view(row)
+
+
+def set_session_pid(store: Store, session_id: int, pid: int) -> None:
+    with store.writing() as conn:
+        conn.execute(text("UPDATE session SET pid = :p WHERE id = :id"), {"p": pid, "id": session_id})
+
+
+def heartbeat(store: Store, session_id: int) -> bool:
+    """Update the heartbeat; returns whether a stop was requested."""
+    with store.writing() as conn:
+        conn.execute(
+            text("UPDATE session SET heartbeat_at = :t WHERE id = :id"), {"t": iso(utcnow()), "id": session_id}
+        )
+        row = conn.execute(text("SELECT stop_requested FROM session WHERE id = :id"), {"id": session_id}).first()
+    return bool(row and row[0])
+
+
+def set_session_state(conn: Connection, session_id: int, state: str) -> None:
+    conn.execute(text("UPDATE session SET state = :s WHERE id = :id"), {"s": state, "id": session_id})
+
+
+def end_session(
+    store: Store, session_id: int, state: SessionState, reason: str, data: dict[str, Any] | None = None
+) -> SessionView | None:
+    """Record the session's end once; returns None when it had already ended (the first word wins)."""
+    now = utcnow()
+    with store.orm(write=True) as db:
+        row = _session_row(db, session_id)
+        if row.state in FINAL_SESSION_STATES:
+            return None
+        row.state = state
+        row.ended_at = now
+        row.end_reason = reason
+        db.add(row)
+        db.flush()
+        log.append(
+            db.connection(),
+            row.run_id,
+            "session_ended",
+            {"n": row.n, "state": str(state), "reason": reason} | (data or {}),
+            session_id=row.id,
+        )
+        return _session_view(row)
+
+
+def _session_row(db: Session, session_id: int) -> RunSession:
+    row = db.get(RunSession, session_id)
+    if row is None:
+        raise SessionNotFound(f"no session with id {session_id}")
+    return row
+
+
+def add_usage(conn: Connection, run_id: str, session_id: int | None, usage: Usage) -> None:
+    """Add a model call's usage to the run's and the session's totals (in the caller's transaction)."""
+    params = {k: getattr(usage, k) for k in TOKEN_KINDS} | {"usd": usage.usd}
+    assignments = ", ".join(f"{k} = {k} + :{k}" for k in TOKEN_KINDS) + ", spent_usd = spent_usd + :usd"
+    conn.execute(text(f"UPDATE run SET {assignments} WHERE id = :id"), params | {"id": run_id})
+    if session_id is not None:
+        conn.execute(text(f"UPDATE session SET {assignments} WHERE id = :id"), params | {"id": session_id})
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def add_checkpoint(
+    store: Store,
+    *,
+    run_id: str,
+    session_id: int | None,
+    commit: str,
+    reason: str,
+    handoff: dict[str, Any] | None,
+    commits: list[dict[str, str]],
+    features: dict[str, str] | None = None,
+) -> CheckpointView:
+    """Record a checkpoint as the run's new head, with its event, in one transaction."""
+    now = utcnow()
+    with store.orm(write=True) as db:
+        run = db.get(Run, run_id)
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        if features is None:
+            features = _head_features(db, run.head_checkpoint_id)
+        conn = db.connection()
+        seq = log.head_seq(conn, run_id) + 1
+        row = Checkpoint(
+            run_id=run_id,
+            session_id=session_id,
+            parent_id=run.head_checkpoint_id,
+            seq=seq,
+            commit=commit,
+            reason=reason,
+            handoff_json=log.canonical_json(handoff) if handoff is not None else None,
+            features_json=log.canonical_json(features),
+            commits_json=log.canonical_json(commits),
+            spent_usd=run.spent_usd,
+            tokens=run.input_tokens + run.output_tokens + run.cache_write_tokens + run.cache_read_tokens,
+            created_at=now,
+        )
+        db.add(row)
+        db.flush()
+        run.head_checkpoint_id = row.id
+        run.updated_at = now
+        db.add(run)
+        db.flush()
+        log.append(
+            conn,
+            run_id,
+            "checkpoint",
+            {"checkpoint_id": row.id, "commit": commit, "reason": reason, "parent_id": row.parent_id},
+            session_id=session_id,
+        )
+        return _checkpoint_view(row)
+
+
+def _head_features(db: Session, head_id: int | None) -> dict[str, str]:
+    if head_id is None:
+        return {}
+    head = db.get(Checkpoint, head_id)
+    return json.loads(head.features_json) if head else {}
+
+
+def get_checkpoint(store: Store, checkpoint_id: int, run_id: str | None = None) -> CheckpointView:
+    with store.orm() as db:
+        row = db.get(Checkpoint, checkpoint_id)
+        if row is None or (run_id is not None and row.run_id != run_id):
+            raise CheckpointNotFound(f"no checkpoint {checkpoint_id}" + (f" in run {run_id}" if run_id else ""))
+        return _checkpoint_view(row)
+
+
+def list_checkpoints(store: Store, run_id: str) -> list[CheckpointView]:
+    with store.orm() as db:
+        rows = db.exec(select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(col(Checkpoint.id))).all()
+        return [_checkpoint_view(r) for r in rows]
+
+
+def checkpoint_ancestors(store: Store, checkpoint_id: int, limit: int) -> list[CheckpointView]:
+    """The checkpoint and up to `limit - 1` of its ancestors, newest first (a bounded walk)."""
+    out: list[CheckpointView] = []
+    with store.orm() as db:
+        current: int | None = checkpoint_id
+        while current is not None and len(out) < limit:
+            row = db.get(Checkpoint, current)
+            if row is None:
+                break
+            out.append(_checkpoint_view(row))
+            current = row.parent_id
+    return out
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+
+def add_verdicts(store: Store, run_id: str, checkpoint_id: int, verdicts: list[VerdictView]) -> None:
+    """Store verdicts of one checkpoint, each as an event too, and fold them into its feature status."""
+    now = utcnow()
+    with store.orm(write=True) as db:
+        cp = db.get(Checkpoint, checkpoint_id)
+        if cp is None:
+            raise CheckpointNotFound(f"no checkpoint {checkpoint_id}")
+        status = json.loads(cp.features_json)
+        conn = db.connection()
+        for v in verdicts:
+            db.add(
+                Verdict(
+                    run_id=run_id,
+                    checkpoint_id=checkpoint_id,
+                    feature_id=v.feature_id,
+                    judge=v.judge,
+                    status=v.status,
+                    evidence_json=log.canonical_json(v.evidence),
+                    created_at=now,
+                )
+            )
+            status[v.feature_id] = v.status
+        db.flush()
+        # Feature status on the checkpoint row is derived data (the verdict rows are the record),
+        # kept so that a resume context never has to scan verdict history.
+        conn.execute(
+            text("UPDATE checkpoint SET features_json = :f WHERE id = :id"),
+            {"f": log.canonical_json(status), "id": checkpoint_id},
+        )
+        log.append_many(
+            conn,
+            run_id,
+            [
+                ("verdict", {"checkpoint_id": checkpoint_id, "feature_id": v.feature_id, "judge": v.judge,
+                             "status": v.status, "evidence": v.evidence}, None, now)
+                for v in verdicts
+            ],
+        )
+
+
+def latest_verdicts(store: Store, run_id: str) -> dict[str, VerdictView]:
+    """Each feature's most recent verdict (by checkpoint, then time)."""
+    with store.reading() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT feature_id, checkpoint_id, judge, status, evidence_json, created_at FROM verdict v "
+                "WHERE run_id = :run AND id = (SELECT id FROM verdict w WHERE w.run_id = v.run_id "
+                "AND w.feature_id = v.feature_id ORDER BY checkpoint_id DESC, id DESC LIMIT 1)"
+            ),
+            {"run": run_id},
+        ).all()
+    return {
+        r[0]: VerdictView(r[0], r[1], r[2], r[3], json.loads(r[4]), datetime.fromisoformat(r[5])) for r in rows
+    }
