@@ -8,7 +8,6 @@ tool runner does not).
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -19,6 +18,7 @@ from anthropic.lib.tools import ToolError, beta_async_tool
 from anthropic.lib.tools._beta_functions import BetaAsyncFunctionTool, aclose_runnable_tool
 from anthropic.lib.tools.agent_toolset import AgentToolContext, beta_agent_toolset_20260401
 
+from longrun.evaluators.command import clean_env
 from longrun.scheduler.worker import (
     EndReason,
     ModelCall,
@@ -121,7 +121,7 @@ class AnthropicWorker:
         )
         ctx = AgentToolContext(workdir=str(task.workspace), env=_scrubbed_env())
         sdk_tools = beta_agent_toolset_20260401(ctx)
-        tools = [_observed(tool, hooks, report) for tool in sdk_tools] + [_handoff_tool(hooks)]
+        tools = [_observed(tool, hooks, report) for tool in [*sdk_tools, _handoff_tool(hooks)]]
         runner = client.beta.messages.tool_runner(
             model=task.model,
             max_tokens=task.max_tokens,
@@ -177,13 +177,8 @@ def _api_message(exc: anthropic.APIStatusError) -> str:
 
 
 def _scrubbed_env() -> dict[str, str]:
-    """The agent's shell environment: ours, without any credential the agent has no business with."""
-    secret_words = ("API_KEY", "TOKEN", "SECRET", "PASSWORD")
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ANTHROPIC_", "LONGRUN_")) and not any(w in k.upper() for w in secret_words)
-    }
+    """The agent's shell environment: ours, without credentials, with longrun's Python first on PATH."""
+    return clean_env()
 
 
 def _observed(tool: BetaAsyncFunctionTool[Any], hooks: WorkerHooks, report: Reporter) -> BetaAsyncFunctionTool[Any]:

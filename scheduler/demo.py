@@ -24,7 +24,7 @@ DEMO_SPEC: dict[str, Any] = {
     "worker": {
         "backend": "scripted",
         "script": DEMO_SCRIPT,
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 4096,
     },
     "session": {"time_box": "3m", "wrap_up": "30s", "checkpoint_every_calls": 4},

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -107,6 +106,7 @@ def watch(store: Store, launched: LaunchedSession, poll_s: float = 0.25) -> Sess
             _kill_group(proc)
             settle(store, session, SessionState.timed_out, "killed at its deadline")
             break
+    _kill_group(proc)  # whatever the session left running (a shell, a test run) goes with it
     final = runs.get_session(store, session.id)
     if final.state not in FINAL_SESSION_STATES:
         code = proc.returncode
@@ -169,5 +169,3 @@ def run_one_session(store: Store, run: RunView) -> SessionView:
     return session
 
 
-def wait_until(deadline: float) -> None:
-    time.sleep(max(0.0, deadline - time.monotonic()))
