@@ -40,9 +40,9 @@ wrap_up = "10m"
 checkpoint_every_calls = 20
 
 [budget]
-usd = 250.0
-per_session_usd = 25.0
-tokens = 900000000
+usd = 5000.0
+per_session_usd = 100.0
+tokens = 9000000000
 
 [[features]]
 id = "word-count"

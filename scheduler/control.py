@@ -6,8 +6,8 @@ Each verb validates against the run's current state and writes in one transactio
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from longrun.scheduler import workspace as ws
@@ -89,15 +89,17 @@ class DemoResult:
 
 def run_until_done(store: Store, ref: str, *, timeout_s: float, max_sessions: int = 10) -> DemoResult:
     """Sessions back to back until the judge says done, the time runs out or `max_sessions` ran."""
-    started = time.monotonic()
+    stop_at = utcnow() + timedelta(seconds=timeout_s)
     run = runs.get_run(store, ref)
     for _ in range(max_sessions):
         if run.state in (RunState.done, RunState.failed, RunState.archived):
             break
-        if time.monotonic() - started > timeout_s:
+        if utcnow() >= stop_at:
             return DemoResult(run, runs.list_sessions(store, run.id), True)
-        run_one_session(store, run)
+        session = run_one_session(store, run, stop_at=stop_at)
         run = runs.get_run(store, run.id)
+        if session.state == "killed":
+            return DemoResult(run, runs.list_sessions(store, run.id), True)
     return DemoResult(run, runs.list_sessions(store, run.id), False)
 
 

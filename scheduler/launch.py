@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from longrun.evaluators.command import run_check
@@ -92,8 +92,11 @@ def start_session(store: Store, run: RunView) -> LaunchedSession:
     return LaunchedSession(runs.get_session(store, session.id), process, log_path)
 
 
-def watch(store: Store, launched: LaunchedSession, poll_s: float = 0.25) -> SessionView:
-    """Wait for the session to end; kill its process group at the deadline. Returns the final view."""
+def watch(
+    store: Store, launched: LaunchedSession, *, stop_at: datetime | None = None, poll_s: float = 0.25
+) -> SessionView:
+    """Wait for the session to end; kill its process group at the deadline (or at `stop_at`, the
+    caller's own limit, recorded as `killed`). Returns the final view."""
     session = launched.session
     proc = launched.process
     while True:
@@ -102,9 +105,14 @@ def watch(store: Store, launched: LaunchedSession, poll_s: float = 0.25) -> Sess
             break
         except subprocess.TimeoutExpired:
             pass
-        if utcnow() >= session.deadline_at:
+        now = utcnow()
+        if now >= session.deadline_at:
             _kill_group(proc)
             settle(store, session, SessionState.timed_out, "killed at its deadline")
+            break
+        if stop_at is not None and now >= stop_at:
+            _kill_group(proc)
+            settle(store, session, SessionState.killed, "stopped: the caller's time limit was reached")
             break
     _kill_group(proc)  # whatever the session left running (a shell, a test run) goes with it
     final = runs.get_session(store, session.id)
@@ -151,10 +159,10 @@ def judge(store: Store, run_id: str) -> dict[str, str]:
     return {v.feature_id: v.status for v in verdicts}
 
 
-def run_one_session(store: Store, run: RunView) -> SessionView:
+def run_one_session(store: Store, run: RunView, *, stop_at: datetime | None = None) -> SessionView:
     """Start a session, watch it to its end, judge the result and set the run's state."""
     launched = start_session(store, run)
-    session = watch(store, launched)
+    session = watch(store, launched, stop_at=stop_at)
     statuses = judge(store, run.id)
     spec = RunSpec.model_validate(run.spec)
     all_pass = bool(spec.features) and all(statuses.get(f.id) == "pass" for f in spec.features)

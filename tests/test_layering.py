@@ -1,0 +1,41 @@
+"""Dependencies point one way: app → scheduler → evaluators, and app, scheduler → store.
+
+Each package is imported in a fresh interpreter and the modules it pulled in are checked.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+FORBIDDEN = {
+    "longrun.store": ("longrun.scheduler", "longrun.app", "longrun.evaluators", "textual"),
+    "longrun.evaluators": ("longrun.scheduler", "longrun.app", "longrun.store", "textual", "sqlalchemy"),
+    "longrun.scheduler": ("longrun.app", "textual"),
+}
+MODULES = {
+    "longrun.store": ["longrun.store.db", "longrun.store.log", "longrun.store.runs", "longrun.store.models"],
+    "longrun.evaluators": ["longrun.evaluators.command"],
+    "longrun.scheduler": [
+        "longrun.scheduler.session",
+        "longrun.scheduler.control",
+        "longrun.scheduler.launch",
+        "longrun.scheduler.scripted",
+        "longrun.scheduler.context",
+    ],
+}
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_a_package_imports_nothing_above_it(package: str) -> None:
+    code = (
+        "import importlib, sys\n"
+        f"for name in {MODULES[package]!r}: importlib.import_module(name)\n"
+        f"bad = sorted(m for m in sys.modules if m.startswith({FORBIDDEN[package]!r}))\n"
+        "print(' '.join(bad))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"{package} pulled in: {proc.stdout.strip()}"

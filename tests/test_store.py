@@ -1,0 +1,148 @@
+"""The store: append-only log, hash chain, schema version, pragmas, and what `verify` finds."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from longrun.store import log, runs
+from longrun.store.db import Store
+from longrun.store.errors import RunNotFound, StoreError, StoreVersionError
+from longrun.store.models import SCHEMA_VERSION
+
+
+def _run(store: Store, run_id: str = "r1", name: str = "alpha") -> runs.RunView:
+    return runs.insert_run(
+        store,
+        run_id=run_id,
+        name=name,
+        goal="a goal",
+        spec={"name": name},
+        spec_path=None,
+        workspace=f"/nowhere/{run_id}",
+        branch=f"longrun/{run_id}",
+        state="scheduled",
+    )
+
+
+def test_the_store_runs_in_wal_mode_with_a_busy_timeout(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_the_event_table_refuses_update_and_delete(store: Store) -> None:
+    _run(store)
+    log.record(store, "r1", "note", {"text": "hello"})
+    with sqlite3.connect(store.path) as db:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute("UPDATE event SET data = '{}' WHERE seq = 2")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute("DELETE FROM event")
+    assert [e.kind for e in log.read_events(store, "r1")] == ["run_created", "note"]
+
+
+def test_each_event_chains_to_the_previous_one_of_its_run(store: Store) -> None:
+    _run(store, "r1")
+    _run(store, "r2", "beta")
+    for i in range(3):
+        log.record(store, "r1", "note", {"i": i})
+        log.record(store, "r2", "note", {"i": i})
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT seq, prev_hash, hash FROM event WHERE run_id='r1' ORDER BY seq").fetchall()
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
+    assert rows[0][1] == log.GENESIS
+    for before, after in zip(rows, rows[1:], strict=False):
+        assert after[1] == before[2]
+    assert log.verify_chain(store, "r1").ok and log.verify_chain(store, "r2").ok
+
+
+def _tamper(path: Path, sql: str) -> None:
+    """Edit the file behind the triggers' back, as an attacker with the file would."""
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TRIGGER event_append_only_update")
+        db.execute("DROP TRIGGER event_append_only_delete")
+        db.execute(sql)
+
+
+def test_verify_finds_an_edited_event(store: Store, cli) -> None:
+    _run(store)
+    for i in range(5):
+        log.record(store, "r1", "note", {"i": i})
+    _tamper(store.path, """UPDATE event SET data = '{"i":99}' WHERE run_id = 'r1' AND seq = 4""")
+    report = log.verify_chain(store, "r1")
+    assert not report.ok and report.broken_at == 4 and "content" in (report.reason or "")
+    proc = cli("verify", "r1")
+    assert proc.returncode == 1
+    assert "broken at event 4" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_verify_finds_a_deleted_event(store: Store) -> None:
+    _run(store)
+    for i in range(5):
+        log.record(store, "r1", "note", {"i": i})
+    _tamper(store.path, "DELETE FROM event WHERE run_id = 'r1' AND seq = 3")
+    report = log.verify_chain(store, "r1")
+    assert not report.ok and report.broken_at == 3 and "missing" in (report.reason or "")
+
+
+def test_verify_finds_a_rewritten_tail(store: Store) -> None:
+    """Recomputing one event's hash is not enough: the next event's link gives it away."""
+    _run(store)
+    for i in range(4):
+        log.record(store, "r1", "note", {"i": i})
+    with sqlite3.connect(store.path) as db:
+        seq, session_id, ts, kind, _, prev_hash = db.execute(
+            "SELECT seq, session_id, ts, kind, data, prev_hash FROM event WHERE run_id='r1' AND seq=3"
+        ).fetchone()
+    forged = log.event_hash(prev_hash, "r1", seq, ts, session_id, kind, '{"i":42}')
+    _tamper(store.path, f"""UPDATE event SET data = '{{"i":42}}', hash = '{forged}' WHERE run_id='r1' AND seq=3""")
+    report = log.verify_chain(store, "r1")
+    assert not report.ok and report.broken_at == 4
+
+
+def test_a_store_written_by_a_newer_longrun_is_refused_clearly(home: Path, cli) -> None:
+    Store.open(home).close()
+    with sqlite3.connect(home / "longrun.db") as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreVersionError, match="newer longrun"):
+        Store.open(home)
+    proc = cli("run", "list")
+    assert proc.returncode == 1
+    assert "newer longrun" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_not_a_store_is_refused_clearly(home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "longrun.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store.open(home)
+
+
+def test_runs_are_found_by_id_prefix_or_name(store: Store) -> None:
+    _run(store, "abc12345", "first")
+    _run(store, "abd99999", "second")
+    assert runs.get_run(store, "abc").id == "abc12345"
+    assert runs.get_run(store, "second").id == "abd99999"
+    with pytest.raises(RunNotFound):
+        runs.get_run(store, "ab")  # ambiguous prefix, and no run has that name
+    with pytest.raises(RunNotFound):
+        runs.get_run(store, "zzz")
+
+
+def test_session_numbers_count_up_per_run_and_an_end_is_recorded_once(store: Store) -> None:
+    _run(store)
+    first = runs.create_session(store, "r1", time_box=timedelta(minutes=5), wrap_up=timedelta(minutes=1))
+    second = runs.create_session(store, "r1", time_box=timedelta(minutes=5), wrap_up=timedelta(minutes=1))
+    assert (first.n, second.n) == (1, 2)
+    assert runs.end_session(store, first.id, runs.SessionState.crashed, "gone") is not None
+    assert runs.end_session(store, first.id, runs.SessionState.ended, "late word") is None
+    assert runs.get_session(store, first.id).state == "crashed"
+    ended = [e for e in log.read_events(store, "r1", kinds=["session_ended"])]
+    assert len(ended) == 1
