@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from longrun.bench.common import Benchmark, BenchError
+from longrun.bench.common import BenchError, Benchmark
 
 MODULES = ("append", "rehydrate")
 PROG = "python -m longrun.bench"

@@ -141,8 +141,18 @@ def _baseline_rows(run_id: str, session_id: int, count: int) -> list[Row]:
         stamp = iso(utcnow())
         payload = log.canonical_json(data)
         digest = log.event_hash(prev, run_id, i + 1, stamp, session_id, kind, payload)
-        rows.append({"run_id": run_id, "seq": i + 1, "session_id": session_id, "ts": stamp, "kind": kind,
-                     "data": payload, "prev_hash": prev, "hash": digest})
+        rows.append(
+            {
+                "run_id": run_id,
+                "seq": i + 1,
+                "session_id": session_id,
+                "ts": stamp,
+                "kind": kind,
+                "data": payload,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
         prev = digest
     return rows
 
@@ -228,7 +238,9 @@ def _compare(
             side.timed(write, part)
         progress(f"append round {k + 1}/{rounds}: {one_by_one.longrun.events}/{events} events per side")
     # Batched rounds are cut at multiples of BATCH, so every transaction but the last holds BATCH.
-    batch_parts = [range(r.start * BATCH, min(r.stop * BATCH, events)) for r in _chunks(-(-events // BATCH), rounds)]
+    batch_parts = [
+        range(r.start * BATCH, min(r.stop * BATCH, events)) for r in _chunks(-(-events // BATCH), rounds)
+    ]
     for k, part in enumerate(batch_parts):
         order = [(in_batches.longrun, longrun_batched), (in_batches.sqlite3, sqlite_batched)]
         for side, write in order if k % 2 == 0 else order[::-1]:
@@ -239,10 +251,18 @@ def _compare(
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=positive_int, default=20_000, help="events per side (default 20000)")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="write the databases here and keep them (default: a temp dir, removed)")
-    parser.add_argument("--rounds", type=positive_int, default=ROUNDS,
-                        help=f"interleaved rounds per comparison (default {ROUNDS})")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="write the databases here and keep them (default: a temp dir, removed)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=ROUNDS,
+        help=f"interleaved rounds per comparison (default {ROUNDS})",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

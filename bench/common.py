@@ -151,18 +151,26 @@ def positive_int(text: str) -> int:
 _TOOL_COMMANDS = (
     ("bash", {"command": "python -m pytest -q tests/test_top_words.py -x"}),
     ("read", {"file_path": "src/textstats/core.py"}),
-    ("edit", {"file_path": "src/textstats/core.py", "old_string": "counts = Counter(words)\n",
-              "new_string": "counts = Counter(w for w in words if w)\n"}),
-    ("bash", {"command": "git add -A && git commit -q -m \"Strip punctuation in top_words\""}),
+    (
+        "edit",
+        {
+            "file_path": "src/textstats/core.py",
+            "old_string": "counts = Counter(words)\n",
+            "new_string": "counts = Counter(w for w in words if w)\n",
+        },
+    ),
+    ("bash", {"command": 'git add -A && git commit -q -m "Strip punctuation in top_words"'}),
 )
 _OUTPUTS = (
     "..F.                                                                     [100%]\n"
-    "FAILED tests/test_top_words.py::test_punctuation - AssertionError: assert [('cat.', 1)] == [('cat', 2)]\n"
+    "FAILED tests/test_top_words.py::test_punctuation - "
+    "AssertionError: assert [('cat.', 1)] == [('cat', 2)]\n"
     "1 failed, 3 passed in 0.12s",
     '"""Small text statistics."""\n\nimport string\nfrom collections import Counter\n\n\n'
     "def word_count(text: str) -> int:\n    return len(text.split())\n",
     "The file src/textstats/core.py has been updated.",
-    "[longrun/3fa2c1d9 5be1e07] Strip punctuation in top_words\n 1 file changed, 2 insertions(+), 1 deletion(-)",
+    "[longrun/3fa2c1d9 5be1e07] Strip punctuation in top_words\n"
+    " 1 file changed, 2 insertions(+), 1 deletion(-)",
 )
 
 
@@ -184,9 +192,14 @@ def sample_event(i: int) -> tuple[str, dict[str, Any]]:
             "duration_ms": 900 + (i * 37) % 4000,
             "text": "The punctuation test still fails; I'll strip punctuation before counting and rerun it.",
             "tool_calls": [{"name": tool, "id": f"toolu_{i:010d}"}],
-            "usage": {"input_tokens": 1200 + i % 500, "output_tokens": 180 + i % 90,
-                      "cache_write_tokens": 0, "cache_read_tokens": 14000 + i % 3000,
-                      "tokens": 15380 + i % 3590, "usd": 0.0081},
+            "usage": {
+                "input_tokens": 1200 + i % 500,
+                "output_tokens": 180 + i % 90,
+                "cache_write_tokens": 0,
+                "cache_read_tokens": 14000 + i % 3000,
+                "tokens": 15380 + i % 3590,
+                "usd": 0.0081,
+            },
         }
     if phase == 1:
         return "tool_call", {"tool": tool, "input": tool_input, "decision": "allow", "call": i}

@@ -26,11 +26,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
-
 from longrun.bench.common import (
-    Benchmark,
     BenchError,
+    Benchmark,
     bench_spec,
     median,
     new_run_id,
@@ -45,6 +43,7 @@ from longrun.scheduler.context import build_resume_context, load_resume_inputs
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.models import Checkpoint, RunSession, RunState, SessionState, Verdict, iso, utcnow
+from sqlalchemy import Connection, Insert, insert, text
 
 STORE_DIR = "store"
 SMALL_RUN = "bench-small"
@@ -74,7 +73,9 @@ class Plan:
     def of(cls, events: int, features: int) -> Plan:
         checkpoints = max(1, events // CHECKPOINT_EVERY)
         sessions = math.ceil(checkpoints / CHECKPOINTS_PER_SESSION)
-        return cls(events, features, checkpoints, sessions, events - cls.structural(checkpoints, sessions, features))
+        return cls(
+            events, features, checkpoints, sessions, events - cls.structural(checkpoints, sessions, features)
+        )
 
     @staticmethod
     def structural(checkpoints: int, sessions: int, features: int) -> int:
@@ -158,7 +159,8 @@ class HistoryWriter:
         statuses = self._statuses(index)
         commit = _sha(f"{self.run_id}:{index}")
         reason = "handoff" if handoff is not None else "calls"
-        cp_id = conn.execute(
+        cp_id = _inserted_id(
+            conn,
             insert(Checkpoint).values(
                 run_id=self.run_id,
                 session_id=sid,
@@ -172,11 +174,15 @@ class HistoryWriter:
                 spent_usd=self.spent,
                 tokens=sum(self.tokens.values()),
                 created_at=self.clock + EVENT_SPACING,
+            ),
+        )
+        items.append(
+            self._event(
+                "checkpoint",
+                {"checkpoint_id": cp_id, "commit": commit, "reason": reason, "parent_id": self.head},
+                sid,
             )
-        ).inserted_primary_key[0]
-        items.append(self._event(
-            "checkpoint", {"checkpoint_id": cp_id, "commit": commit, "reason": reason, "parent_id": self.head}, sid
-        ))
+        )
         self.head = cp_id
         items.extend(self._verdicts(conn, cp_id, statuses))
         if last_of_session:
@@ -187,31 +193,50 @@ class HistoryWriter:
         self.session_n += 1
         created = self.clock + EVENT_SPACING
         deadline = created + TIME_BOX
-        self.session_id = conn.execute(
+        self.session_id = _inserted_id(
+            conn,
             insert(RunSession).values(
-                run_id=self.run_id, n=self.session_n, state=SessionState.ended, pid=40_000 + self.session_n,
-                created_at=created, started_at=created, deadline_at=deadline, wrap_up_at=deadline - WRAP_UP,
-                heartbeat_at=created, from_checkpoint_id=self.head,
-            )
-        ).inserted_primary_key[0]
+                run_id=self.run_id,
+                n=self.session_n,
+                state=SessionState.ended,
+                pid=40_000 + self.session_n,
+                created_at=created,
+                started_at=created,
+                deadline_at=deadline,
+                wrap_up_at=deadline - WRAP_UP,
+                heartbeat_at=created,
+                from_checkpoint_id=self.head,
+            ),
+        )
         self.session_spent = 0.0
         self.session_tokens = {k: 0 for k in runs.TOKEN_KINDS}
         return [
-            self._event("session_created", {"n": self.session_n, "deadline_at": iso(deadline),
-                                             "wrap_up_at": iso(deadline - WRAP_UP),
-                                             "from_checkpoint_id": self.head}, self.session_id),
-            self._event("session_started", {"n": self.session_n, "pid": 40_000 + self.session_n}, self.session_id),
+            self._event(
+                "session_created",
+                {
+                    "n": self.session_n,
+                    "deadline_at": iso(deadline),
+                    "wrap_up_at": iso(deadline - WRAP_UP),
+                    "from_checkpoint_id": self.head,
+                },
+                self.session_id,
+            ),
+            self._event(
+                "session_started", {"n": self.session_n, "pid": 40_000 + self.session_n}, self.session_id
+            ),
         ]
 
     def _end_session(self, conn: Connection) -> Item:
-        item = self._event("session_ended", {"n": self.session_n, "state": "ended", "reason": "handoff"},
-                           self.session_id)
+        item = self._event(
+            "session_ended", {"n": self.session_n, "state": "ended", "reason": "handoff"}, self.session_id
+        )
         totals = ", ".join(f"{k} = :{k}" for k in runs.TOKEN_KINDS)
         conn.execute(
-            text(f"UPDATE session SET ended_at = :t, heartbeat_at = :t, end_reason = 'handoff', "
-                 f"spent_usd = :usd, {totals} WHERE id = :id"),
-            {"t": iso(self.clock), "usd": self.session_spent,
-             "id": self.session_id} | self.session_tokens,
+            text(
+                f"UPDATE session SET ended_at = :t, heartbeat_at = :t, end_reason = 'handoff', "
+                f"spent_usd = :usd, {totals} WHERE id = :id"
+            ),
+            {"t": iso(self.clock), "usd": self.session_spent, "id": self.session_id} | self.session_tokens,
         )
         return item
 
@@ -238,10 +263,30 @@ class HistoryWriter:
             judge = "command" if f.get("check") else "llm"
             status = statuses[f["id"]]
             evidence = _evidence(judge, status)
-            rows.append({"run_id": self.run_id, "checkpoint_id": cp_id, "feature_id": f["id"], "judge": judge,
-                         "status": status, "evidence_json": log.canonical_json(evidence), "created_at": self.clock})
-            items.append(self._event("verdict", {"checkpoint_id": cp_id, "feature_id": f["id"], "judge": judge,
-                                                 "status": status, "evidence": evidence}, None))
+            rows.append(
+                {
+                    "run_id": self.run_id,
+                    "checkpoint_id": cp_id,
+                    "feature_id": f["id"],
+                    "judge": judge,
+                    "status": status,
+                    "evidence_json": log.canonical_json(evidence),
+                    "created_at": self.clock,
+                }
+            )
+            items.append(
+                self._event(
+                    "verdict",
+                    {
+                        "checkpoint_id": cp_id,
+                        "feature_id": f["id"],
+                        "judge": judge,
+                        "status": status,
+                        "evidence": evidence,
+                    },
+                    None,
+                )
+            )
         conn.execute(insert(Verdict), rows)
         self.verdicts += len(rows)
         return items
@@ -249,20 +294,33 @@ class HistoryWriter:
     @staticmethod
     def _handoff() -> dict[str, Any]:
         return {
-            "done": ["top_words strips punctuation and its tests pass",
-                     "README documents word_count and top_words with examples"],
+            "done": [
+                "top_words strips punctuation and its tests pass",
+                "README documents word_count and top_words with examples",
+            ],
             "next": ["make reading_time handle the empty text", "document reading_time in the README"],
             "blockers": ["the rubric judge wants a runnable README example for reading_time"],
             "notes": "Run tests/test_reading_time.py first; the empty-text case divides by zero. "
-                     "The README example for reading_time is still missing.",
+            "The README example for reading_time is still missing.",
         }
 
     def _set_run_totals(self, conn: Connection) -> None:
         conn.execute(
-            text("UPDATE run SET head_checkpoint_id = :head, spent_usd = :usd, "
-                 + ", ".join(f"{k} = :{k}" for k in runs.TOKEN_KINDS) + " WHERE id = :id"),
+            text(
+                "UPDATE run SET head_checkpoint_id = :head, spent_usd = :usd, "
+                + ", ".join(f"{k} = :{k}" for k in runs.TOKEN_KINDS)
+                + " WHERE id = :id"
+            ),
             {"head": self.head, "usd": self.spent, "id": self.run_id} | self.tokens,
         )
+
+
+def _inserted_id(conn: Connection, statement: Insert) -> int:
+    """The primary key of the one row `statement` inserted."""
+    key = conn.execute(statement).inserted_primary_key
+    if key is None or key[0] is None:
+        raise RuntimeError("the insert returned no primary key")
+    return int(key[0])
 
 
 def _sha(seed: str) -> str:
@@ -288,13 +346,19 @@ _SUBJECTS = (
 
 def _evidence(judge: str, status: str) -> dict[str, Any]:
     if judge == "llm":
-        return {"rationale": "The README has no runnable example for reading_time; the other two "
-                             f"functions are documented." if status == "fail"
-                             else "All three functions are documented with runnable examples."}
+        return {
+            "rationale": "The README has no runnable example for reading_time; the other two "
+            "functions are documented."
+            if status == "fail"
+            else "All three functions are documented with runnable examples."
+        }
     if status == "pass":
         return {"exit_code": 0, "output_tail": "4 passed in 0.11s"}
-    return {"exit_code": 1, "output_tail": "F...\nFAILED tests/test_reading_time.py::test_empty - "
-                                           "ZeroDivisionError: division by zero\n1 failed, 3 passed in 0.12s"}
+    return {
+        "exit_code": 1,
+        "output_tail": "F...\nFAILED tests/test_reading_time.py::test_empty - "
+        "ZeroDivisionError: division by zero\n1 failed, 3 passed in 0.12s",
+    }
 
 
 @dataclass
@@ -333,8 +397,15 @@ def fill_run(store: Store, name: str, label: str, events: int) -> Subject:
     spec = bench_spec(name, store.home)
     plan = Plan.of(events, len(spec["features"]))
     runs.insert_run(
-        store, run_id=run_id, name=name, goal=spec["goal"], spec=spec, spec_path=None,
-        workspace=spec["workspace"], branch=f"longrun/{run_id}", state=RunState.scheduled,
+        store,
+        run_id=run_id,
+        name=name,
+        goal=spec["goal"],
+        spec=spec,
+        spec_path=None,
+        workspace=spec["workspace"],
+        branch=f"longrun/{run_id}",
+        state=RunState.scheduled,
     )
     writer = HistoryWriter(store, run_id, spec, plan, utcnow() - EVENT_SPACING * (events + 10))
     writer.fill(label)
@@ -348,12 +419,14 @@ def measure(root: Path, small: int, large: int, repeat: int) -> dict[str, Any]:
         started = time.perf_counter()
         subjects = [fill_run(store, SMALL_RUN, "small", small), fill_run(store, LARGE_RUN, "large", large)]
         fill_s = time.perf_counter() - started
-        for subject in subjects:
-            subject.build(store)  # warm-up: first-use costs (statement compilation, cold pages)
+        # Warm-up: first-use costs (statement compilation, cold pages) are not what is measured.
+        warm = ", ".join(f"{s.label} {s.build(store):.1f} ms" for s in subjects)
+        progress(f"rehydrate warm-up: {warm}")
         for k in range(repeat):
             for subject in subjects if k % 2 == 0 else subjects[::-1]:
                 subject.times_ms.append(subject.build(store))
-        progress(f"rehydrate: built each context {repeat} times")
+            if (k + 1) % 10 == 0 or k + 1 == repeat:
+                progress(f"rehydrate: built each context {k + 1}/{repeat} times")
     finally:
         store.close()
     small_json, large_json = (s.to_json() for s in subjects)
@@ -361,7 +434,9 @@ def measure(root: Path, small: int, large: int, repeat: int) -> dict[str, Any]:
         "benchmark": "rehydrate",
         "small": small_json,
         "large": large_json,
-        "ratio": round(large_json["median_ms"] / small_json["median_ms"], 3) if small_json["median_ms"] else 0.0,
+        "ratio": round(large_json["median_ms"] / small_json["median_ms"], 3)
+        if small_json["median_ms"]
+        else 0.0,
         "repeat": repeat,
         "fill_s": round(fill_s, 1),
         **versions(),
@@ -369,12 +444,19 @@ def measure(root: Path, small: int, large: int, repeat: int) -> dict[str, Any]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--small", type=positive_int, default=10_000, help="events in the short run (default 10000)")
-    parser.add_argument("--large", type=positive_int, default=1_000_000,
-                        help="events in the long run (default 1000000)")
+    parser.add_argument(
+        "--small", type=positive_int, default=10_000, help="events in the short run (default 10000)"
+    )
+    parser.add_argument(
+        "--large", type=positive_int, default=1_000_000, help="events in the long run (default 1000000)"
+    )
     parser.add_argument("--repeat", type=positive_int, default=50, help="timed builds per run (default 50)")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="write the store here and keep it (default: a temp dir, removed)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="write the store here and keep it (default: a temp dir, removed)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

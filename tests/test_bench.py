@@ -1,0 +1,188 @@
+"""The benchmark suite as a person runs it: `python -m longrun.bench NAME`, one JSON object on stdout.
+
+Each benchmark runs once per module, small, as a real subprocess writing into a directory the
+test keeps, so the figures can be checked against the rows actually written. No assertion is
+made on how fast anything is: only that the figures are there, positive and consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from longrun.bench import append as append_bench
+from longrun.bench import rehydrate as rehydrate_bench
+from longrun.scheduler.context import CONTEXT_TOKEN_CAP
+from longrun.store.db import DB_NAME, Store
+from longrun.store.log import verify_chain
+
+APPEND_EVENTS = 300
+SMALL, LARGE, REPEAT = 500, 5000, 5
+WORK_KINDS = ("model_call", "tool_call", "tool_result")
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "longrun.bench", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def result_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, f"stdout must be one JSON object, got {proc.stdout!r}"
+    return json.loads(lines[0])
+
+
+def run_ids(db: Path) -> dict[str, str]:
+    with sqlite3.connect(db) as conn:
+        return {name: run_id for run_id, name in conn.execute("SELECT id, name FROM run")}
+
+
+def count(db: Path, sql: str, *params: Any) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def append_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    root = tmp_path_factory.mktemp("append")
+    return result_of(bench("append", "--events", str(APPEND_EVENTS), "--dir", str(root))), root
+
+
+@pytest.fixture(scope="module")
+def rehydrate_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    root = tmp_path_factory.mktemp("rehydrate")
+    proc = bench(
+        "rehydrate", "--small", str(SMALL), "--large", str(LARGE), "--repeat", str(REPEAT), "--dir", str(root)
+    )
+    return result_of(proc), root
+
+
+def assert_pair(figures: dict[str, Any]) -> None:
+    longrun, plain = figures["longrun_events_per_s"], figures["sqlite3_events_per_s"]
+    assert longrun > 0 and plain > 0
+    assert figures["ratio"] == pytest.approx(longrun / plain, rel=1e-2)
+
+
+def test_append_reports_both_paths_against_sqlite3(append_run: tuple[dict[str, Any], Path]) -> None:
+    result, _ = append_run
+    assert result["benchmark"] == "append"
+    assert result["events"] == APPEND_EVENTS
+    assert result["durability"] == "WAL, synchronous=FULL, one transaction per event"
+    assert_pair(result)
+    assert result["batched"]["batch"] == 100
+    assert_pair(result["batched"])
+    assert result["python"] == platform.python_version()
+    assert result["sqlite"] == sqlite3.sqlite_version
+
+
+def test_append_writes_the_events_it_reports_on_both_sides(append_run: tuple[dict[str, Any], Path]) -> None:
+    _, root = append_run
+    longrun_db = root / append_bench.LONGRUN_DIR / DB_NAME
+    plain_db = root / append_bench.SQLITE_DIR / append_bench.SQLITE_DB
+    ids = run_ids(longrun_db)
+    assert run_ids(plain_db) == ids
+    marks = ",".join("?" * len(WORK_KINDS))
+    for name in (append_bench.SINGLE_RUN, append_bench.BATCHED_RUN):
+        work = f"SELECT count(*) FROM event WHERE run_id = ? AND kind IN ({marks})"
+        assert count(longrun_db, work, ids[name], *WORK_KINDS) == APPEND_EVENTS
+        assert count(plain_db, "SELECT count(*) FROM event WHERE run_id = ?", ids[name]) == APPEND_EVENTS
+    # The events went through the real hot path: the hash chain is whole.
+    store = Store.open(root / append_bench.LONGRUN_DIR, create=False)
+    try:
+        for name in (append_bench.SINGLE_RUN, append_bench.BATCHED_RUN):
+            assert verify_chain(store, ids[name]).ok
+    finally:
+        store.close()
+
+
+def test_append_baseline_table_has_the_store_shape(append_run: tuple[dict[str, Any], Path]) -> None:
+    _, root = append_run
+    ddl = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'event' ORDER BY name"
+    with (
+        sqlite3.connect(root / append_bench.LONGRUN_DIR / DB_NAME) as a,
+        sqlite3.connect(root / append_bench.SQLITE_DIR / append_bench.SQLITE_DB) as b,
+    ):
+        assert a.execute(ddl).fetchall() == b.execute(ddl).fetchall()
+        assert b.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_rehydrate_reports_both_runs(rehydrate_run: tuple[dict[str, Any], Path]) -> None:
+    result, _ = rehydrate_run
+    assert result["benchmark"] == "rehydrate"
+    assert result["small"]["events"] == SMALL
+    assert result["large"]["events"] == LARGE
+    for size in ("small", "large"):
+        figures = result[size]
+        assert 0 < figures["median_ms"] <= figures["p95_ms"]
+        assert figures["checkpoints"] >= 1
+        assert 0 < figures["context_bytes"] <= CONTEXT_TOKEN_CAP
+    assert result["large"]["checkpoints"] > result["small"]["checkpoints"]
+    assert result["ratio"] == pytest.approx(
+        result["large"]["median_ms"] / result["small"]["median_ms"], rel=1e-2
+    )
+
+
+def test_rehydrate_context_does_not_grow_with_history(rehydrate_run: tuple[dict[str, Any], Path]) -> None:
+    """Same shape, ten times the history: only numbers (ids, totals) may differ in width."""
+    result, _ = rehydrate_run
+    assert abs(result["large"]["context_bytes"] - result["small"]["context_bytes"]) <= 40
+
+
+def test_rehydrate_fills_exactly_the_history_asked(rehydrate_run: tuple[dict[str, Any], Path]) -> None:
+    result, root = rehydrate_run
+    db = root / rehydrate_bench.STORE_DIR / DB_NAME
+    ids = run_ids(db)
+    store = Store.open(root / rehydrate_bench.STORE_DIR, create=False)
+    try:
+        for name, size in ((rehydrate_bench.SMALL_RUN, "small"), (rehydrate_bench.LARGE_RUN, "large")):
+            figures, run_id = result[size], ids[name]
+            assert count(db, "SELECT count(*) FROM event WHERE run_id = ?", run_id) == figures["events"]
+            assert (
+                count(db, "SELECT count(*) FROM checkpoint WHERE run_id = ?", run_id)
+                == figures["checkpoints"]
+            )
+            assert count(db, "SELECT count(*) FROM verdict WHERE run_id = ?", run_id) == figures["verdicts"]
+            # Every checkpoint row points at its own checkpoint event, and the chain is whole.
+            linked = (
+                "SELECT count(*) FROM checkpoint c JOIN event e ON e.run_id = c.run_id AND e.seq = c.seq "
+                "AND e.kind = 'checkpoint' WHERE c.run_id = ?"
+            )
+            assert count(db, linked, run_id) == figures["checkpoints"]
+            assert verify_chain(store, run_id).ok
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("args", [[], ["nosuch"]], ids=["no name", "unknown name"])
+def test_usage_error_lists_the_benchmarks(args: list[str]) -> None:
+    proc = bench(*args)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("usage:")
+    assert "append" in lines[0] and "rehydrate" in lines[0]
+
+
+def test_a_used_directory_is_refused(append_run: tuple[dict[str, Any], Path]) -> None:
+    """Rows of two runs of a benchmark never mix: a --dir that holds one already is refused."""
+    _, root = append_run
+    before = count(root / append_bench.LONGRUN_DIR / DB_NAME, "SELECT count(*) FROM event")
+    proc = bench("append", "--events", "5", "--dir", str(root))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "not empty" in proc.stderr
+    assert count(root / append_bench.LONGRUN_DIR / DB_NAME, "SELECT count(*) FROM event") == before
+
+
+def test_rehydrate_refuses_a_history_too_short_for_its_shape(tmp_path: Path) -> None:
+    proc = bench("rehydrate", "--small", "5", "--large", "5000", "--dir", str(tmp_path))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "--small and --large must be at least" in proc.stderr
+    assert not (tmp_path / rehydrate_bench.STORE_DIR).exists()
