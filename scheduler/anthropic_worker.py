@@ -128,6 +128,7 @@ class AnthropicWorker:
             system=SYSTEM_PROMPT,
             messages=[{"role": "user", "content": task.context}],
             tools=tools,
+            cache_control={"type": "ephemeral"},
             thread=False,
         )
         try:

@@ -27,7 +27,7 @@ from longrun.store.models import FINAL_SESSION_STATES, RunState, SessionState, u
 from longrun.store.runs import RunView, SessionView, VerdictView
 
 STALE_HEARTBEAT = timedelta(seconds=30)
-BUSY_RUN_STATES = {RunState.done, RunState.archived}
+FINISHED_RUN_STATES = {RunState.done, RunState.archived}
 
 
 @dataclass
@@ -69,7 +69,7 @@ def _alive(pid: int | None) -> bool:
 
 def start_session(store: Store, run: RunView) -> LaunchedSession:
     """Create the session row and start its process (in a new process group)."""
-    if run.state in BUSY_RUN_STATES:
+    if run.state in FINISHED_RUN_STATES:
         raise InvalidTransition(f"run {run.name} ({run.id}) is {run.state}: no new session can start")
     reap_stale_sessions(store, run.id)
     live = [s for s in runs.list_sessions(store, run.id) if s.state not in FINAL_SESSION_STATES]
@@ -166,10 +166,11 @@ def run_one_session(store: Store, run: RunView, *, stop_at: datetime | None = No
     statuses = judge(store, run.id)
     spec = RunSpec.model_validate(run.spec)
     all_pass = bool(spec.features) and all(statuses.get(f.id) == "pass" for f in spec.features)
+    head = runs.get_run(store, run.id).head_checkpoint_id
     with store.writing() as conn:
         if all_pass:
             runs.set_run_state(conn, run.id, RunState.done, "every feature passes at the latest checkpoint")
-            log.append(conn, run.id, "run_done", {"checkpoint_id": runs.get_run(store, run.id).head_checkpoint_id})
+            log.append(conn, run.id, "run_done", {"checkpoint_id": head})
         else:
             failing = sorted(f.id for f in spec.features if statuses.get(f.id) != "pass")
             reason = f"session {session.n} {session.state}; not yet passing: {', '.join(failing) or '—'}"

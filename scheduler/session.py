@@ -20,6 +20,7 @@ from longrun.scheduler import workspace as ws
 from longrun.scheduler.anthropic_worker import AnthropicWorker
 from longrun.scheduler.context import build_resume_context, context_digest, load_resume_inputs
 from longrun.scheduler.pricing import PriceTable, load_prices
+from longrun.scheduler.scripted import ScriptedModelServer, load_script
 from longrun.scheduler.spec import RunSpec
 from longrun.scheduler.worker import EndReason, ModelCall, ToolDecision, WorkerHooks, WorkerOutcome, WorkerTask
 from longrun.store import log, runs
@@ -244,8 +245,6 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
     base_url = spec.worker.base_url
     api_key = os.environ.get("ANTHROPIC_API_KEY")
     if spec.worker.backend == "scripted":
-        from longrun.scheduler.scripted import ScriptedModelServer, load_script
-
         script = load_script(spec.worker.script or "demo", Path(run.spec_path).parent if run.spec_path else None)
         server = ScriptedModelServer(script, first_session=session.n - 1)
         base_url = server.start()

@@ -193,3 +193,34 @@ def test_checkpoints_leave_the_agents_own_git_history_alone(store: Store, write_
     handoff_cp = next(c for c in runs.list_checkpoints(store, run.id) if c.reason == "handoff")
     assert [c["subject"] for c in handoff_cp.commits] == ["Add a.py"]
     assert ws.git(workspace, "show", f"{handoff_cp.commit}:b.py") == "B = 2"
+
+
+def test_the_worker_is_told_to_wrap_up_when_wrap_up_is_left(store: Store, write_spec) -> None:
+    script = [
+        [
+            {"tool": "bash", "input": {"command": "sleep 5"}},
+            {"tool": "handoff", "input": {"done": ["slept"], "next": [], "blockers": [], "notes": "told to wrap up"}},
+            {"text": "Wrapped up."},
+        ]
+    ]
+    run = create_run_from_file(store, write_spec(script, time_box="30s", wrap_up="27s"))
+    session = run_session_now(store, run.id)
+    assert session.state == "ended"
+    kinds = [e.kind for e in log.read_events(store, run.id) if e.session_id == session.id]
+    wrap = kinds.index("wrap_up")
+    assert kinds[wrap - 1] == "tool_result" and "handoff" in kinds[wrap:]
+    notice = log.read_events(store, run.id, kinds=["wrap_up"])[0].data
+    assert 0 < notice["seconds_left"] <= 27
+
+
+def test_checkpoints_are_taken_every_n_tool_calls(store: Store, write_spec) -> None:
+    turns = [{"tool": "bash", "input": {"command": f"echo {i} > f{i}.txt"}} for i in range(5)]
+    spec = write_spec([[*turns, {"text": "done"}]])
+    spec.write_text(spec.read_text().replace("checkpoint_every_calls = 50", "checkpoint_every_calls = 2"))
+    run = create_run_from_file(store, spec)
+    run_session_now(store, run.id)
+    reasons = [c.reason for c in runs.list_checkpoints(store, run.id)]
+    assert reasons == ["created", "calls", "calls", "session_end"]
+    second = runs.list_checkpoints(store, run.id)[2]
+    files = ws.git(Path(run.workspace), "ls-tree", "--name-only", second.commit).split()
+    assert {"f0.txt", "f1.txt", "f2.txt", "f3.txt"} <= set(files) and "f4.txt" not in files
