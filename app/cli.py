@@ -75,7 +75,10 @@ def cmd_run_list(args: argparse.Namespace) -> int:
         print("no runs yet: create one with `longrun run create SPEC.toml` or try `longrun demo --headless`")
         return 0
     _table(
-        [[r.id, r.name, r.state, f"${r.spent_usd:.4f}", f"{r.usage.tokens:,}", _local(r.updated_at)] for r in items],
+        [
+            [r.id, r.name, r.state, f"${r.spent_usd:.4f}", f"{r.usage.tokens:,}", _local(r.updated_at)]
+            for r in items
+        ],
         ["ID", "NAME", "STATE", "SPENT", "TOKENS", "UPDATED"],
     )
     return 0
@@ -91,8 +94,16 @@ def run_document(store: Any, ref: str) -> dict[str, Any]:
     doc["spec_path"] = run.spec_path
     doc["sessions"] = [s.to_json() for s in runs.list_sessions(store, run.id)]
     doc["checkpoints"] = [
-        {"id": c.id, "seq": c.seq, "commit": c.commit, "created_at": c.to_json()["created_at"],
-         "reason": c.reason, "session_id": c.session_id, "parent_id": c.parent_id, "handoff": c.handoff}
+        {
+            "id": c.id,
+            "seq": c.seq,
+            "commit": c.commit,
+            "created_at": c.to_json()["created_at"],
+            "reason": c.reason,
+            "session_id": c.session_id,
+            "parent_id": c.parent_id,
+            "handoff": c.handoff,
+        }
         for c in runs.list_checkpoints(store, run.id)
     ]
     doc["features"] = [
@@ -113,26 +124,47 @@ def cmd_run_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(doc)
         return 0
-    print(f"{doc['name']} ({doc['id']})  {doc['state']}" + (f" — {doc['state_reason']}" if doc["state_reason"] else ""))
+    print(
+        f"{doc['name']} ({doc['id']})  {doc['state']}"
+        + (f" — {doc['state_reason']}" if doc["state_reason"] else "")
+    )
     print(f"workspace  {doc['workspace']}  (branch {doc['branch']})")
     tokens = doc["tokens"]
-    print(f"spent      ${doc['spent_usd']:.4f}  ({tokens['tokens']:,} tokens: {tokens['input_tokens']:,} in, "
-          f"{tokens['output_tokens']:,} out, {tokens['cache_write_tokens']:,} cache write, "
-          f"{tokens['cache_read_tokens']:,} cache read)")
+    print(
+        f"spent      ${doc['spent_usd']:.4f}  ({tokens['tokens']:,} tokens: {tokens['input_tokens']:,} in, "
+        f"{tokens['output_tokens']:,} out, {tokens['cache_write_tokens']:,} cache write, "
+        f"{tokens['cache_read_tokens']:,} cache read)"
+    )
     if doc["features"]:
         print("\nfeatures")
-        _table([[f["id"], f["status"], f["description"]] for f in doc["features"]], ["ID", "STATUS", "DESCRIPTION"])
+        _table(
+            [[f["id"], f["status"], f["description"]] for f in doc["features"]],
+            ["ID", "STATUS", "DESCRIPTION"],
+        )
     if doc["sessions"]:
         print("\nsessions")
         _table(
-            [[str(s["n"]), s["state"], s["end_reason"] or "", str(s["pid"] or ""), s["started_at"] or "—",
-              s["ended_at"] or "—", f"${s['spent_usd']:.4f}"] for s in doc["sessions"]],
+            [
+                [
+                    str(s["n"]),
+                    s["state"],
+                    s["end_reason"] or "",
+                    str(s["pid"] or ""),
+                    s["started_at"] or "—",
+                    s["ended_at"] or "—",
+                    f"${s['spent_usd']:.4f}",
+                ]
+                for s in doc["sessions"]
+            ],
             ["N", "STATE", "HOW", "PID", "STARTED", "ENDED", "SPENT"],
         )
     if doc["checkpoints"]:
         print("\ncheckpoints")
         _table(
-            [[str(c["id"]), str(c["seq"]), c["commit"][:10], c["reason"], c["created_at"]] for c in doc["checkpoints"]],
+            [
+                [str(c["id"]), str(c["seq"]), c["commit"][:10], c["reason"], c["created_at"]]
+                for c in doc["checkpoints"]
+            ],
             ["ID", "SEQ", "COMMIT", "REASON", "CREATED"],
         )
     return 0
@@ -165,7 +197,8 @@ def _event_summary(kind: str, data: dict[str, Any]) -> str:
         return f"{data.get('tool')} {arg[:100]}"
     if kind == "tool_result":
         first = (data.get("output") or "").strip().splitlines()
-        return f"{data.get('tool')} {'error' if data.get('is_error') else 'ok'}: {first[0][:90] if first else ''}"
+        outcome = "error" if data.get("is_error") else "ok"
+        return f"{data.get('tool')} {outcome}: {first[0][:90] if first else ''}"
     if kind == "context":
         return f"{data.get('bytes')} bytes from checkpoint {data.get('checkpoint_id')}"
     if kind == "verdict":
@@ -199,9 +232,19 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         return 0
     head = run.head_checkpoint_id
     _table(
-        [[("*" if c.id == head else "") + str(c.id), str(c.parent_id or ""), str(c.seq), c.commit[:10], c.reason,
-          f"${c.spent_usd:.4f}", _local(c.created_at),
-          "; ".join((c.handoff or {}).get("next", []))[:60]] for c in items],
+        [
+            [
+                ("*" if c.id == head else "") + str(c.id),
+                str(c.parent_id or ""),
+                str(c.seq),
+                c.commit[:10],
+                c.reason,
+                f"${c.spent_usd:.4f}",
+                _local(c.created_at),
+                "; ".join((c.handoff or {}).get("next", []))[:60],
+            ]
+            for c in items
+        ],
         ["ID", "PARENT", "SEQ", "COMMIT", "REASON", "SPENT", "CREATED", "NEXT (HANDOFF)"],
     )
     return 0
@@ -238,7 +281,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     store = _store(args)
     run = prepare_demo(store, args.set)
     if not args.json:
-        print(f"demo run {run.id}: scripted model (no network, no key), workspace {run.workspace}", flush=True)
+        print(
+            f"demo run {run.id}: scripted model (no network, no key), workspace {run.workspace}", flush=True
+        )
     result = run_until_done(store, run.id, timeout_s=args.timeout)
     final = result.run
     if args.json:
@@ -247,8 +292,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         passed = sum(1 for f in run_document(store, final.id)["features"] if f["status"] == "pass")
         total = len(final.spec.get("features", []))
         print(
-            f"{final.id}: {final.state} after {len(result.sessions)} sessions, {passed}/{total} features pass, "
-            f"spent ${final.spent_usd:.4f}"
+            f"{final.id}: {final.state} after {len(result.sessions)} sessions, "
+            f"{passed}/{total} features pass, spent ${final.spent_usd:.4f}"
         )
     if result.timed_out:
         print(f"longrun: error: the demo did not finish within {args.timeout:g}s", file=sys.stderr)
@@ -269,18 +314,22 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--home", default=argparse.SUPPRESS, metavar="DIR",
+        "--home",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
         help="the store's directory (default: $LONGRUN_HOME or the user data directory)",
     )
     json_flag = argparse.ArgumentParser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="print JSON with stable field names")
 
-    parser = _Parser(prog="longrun", description="Supervise AI agent work that outlasts any one session.",
-                     parents=[common])
+    parser = _Parser(
+        prog="longrun", description="Supervise AI agent work that outlasts any one session.", parents=[common]
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str, *parents: Any,
-            into: Any = sub) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help: str, *parents: Any, into: Any = sub
+    ) -> argparse.ArgumentParser:
         p = into.add_parser(name, help=help, description=help, parents=[common, *parents])
         p.set_defaults(handler=handler)
         return p
@@ -293,13 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC.toml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     add("list", cmd_run_list, "list runs", json_flag, into=run_sub)
-    p = add("show", cmd_run_show, "show a run: state, spend, sessions, checkpoints, features", json_flag,
-            into=run_sub)
+    p = add(
+        "show",
+        cmd_run_show,
+        "show a run: state, spend, sessions, checkpoints, features",
+        json_flag,
+        into=run_sub,
+    )
     p.add_argument("run", metavar="RUN")
 
     session = sub.add_parser("session", help="run sessions", parents=[common])
     session_sub = session.add_subparsers(dest="session_command", required=True, parser_class=_Parser)
-    p = add("run", cmd_session_run, "run one session of RUN now, in the foreground", json_flag, into=session_sub)
+    p = add(
+        "run", cmd_session_run, "run one session of RUN now, in the foreground", json_flag, into=session_sub
+    )
     p.add_argument("run", metavar="RUN")
 
     p = add("events", cmd_events, "the run's event log", json_flag)

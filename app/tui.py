@@ -58,7 +58,13 @@ class LongrunApp(App[None]):
         table.clear()
         for r in message.runs:
             table.add_row(
-                r.id, r.name, r.state, f"${r.spent_usd:.4f}", f"{r.usage.tokens:,}", r.state_reason or "", key=r.id
+                r.id,
+                r.name,
+                r.state,
+                f"${r.spent_usd:.4f}",
+                f"{r.usage.tokens:,}",
+                r.state_reason or "",
+                key=r.id,
             )
         self.set_timer(POLL_SECONDS, self.load_runs)
 
@@ -66,7 +72,9 @@ class LongrunApp(App[None]):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="longrun-ui", description="The longrun dashboard.")
     parser.add_argument("--home", metavar="DIR", help="the store's directory")
-    parser.add_argument("--demo", action="store_true", help="start the demo run (a scripted model) and watch it")
+    parser.add_argument(
+        "--demo", action="store_true", help="start the demo run (a scripted model) and watch it"
+    )
     args = parser.parse_args(argv)
     try:
         store = Store.open(args.home)
@@ -80,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(log, "ab") as out:
             subprocess.Popen(
                 [sys.executable, "-m", "longrun.app.cli", "--home", str(store.home), "demo", "--headless"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         banner = "Demo: a scripted model (no network, no key) is building a small project. Watch it go."
     LongrunApp(store, banner=banner).run()

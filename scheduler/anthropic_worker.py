@@ -51,7 +51,10 @@ def _tool_text(result: object) -> str:
     if isinstance(result, str):
         return result
     if isinstance(result, list):
-        return "\n".join(str(b.get("text", f"[{b.get('type', 'block')}]")) if isinstance(b, dict) else str(b) for b in result)
+        return "\n".join(
+            str(b.get("text", f"[{b.get('type', 'block')}]")) if isinstance(b, dict) else str(b)
+            for b in result
+        )
     return str(result)
 
 
@@ -182,7 +185,9 @@ def _scrubbed_env() -> dict[str, str]:
     return clean_env()
 
 
-def _observed(tool: BetaAsyncFunctionTool[Any], hooks: WorkerHooks, report: Reporter) -> BetaAsyncFunctionTool[Any]:
+def _observed(
+    tool: BetaAsyncFunctionTool[Any], hooks: WorkerHooks, report: Reporter
+) -> BetaAsyncFunctionTool[Any]:
     """The SDK tool with the same name and schema, its calls policed and recorded as events."""
 
     async def call(**kwargs: Any) -> Any:
@@ -191,7 +196,9 @@ def _observed(tool: BetaAsyncFunctionTool[Any], hooks: WorkerHooks, report: Repo
         decision = hooks.tool_policy(tool.name, kwargs)
         report.event("tool_call", {"tool": tool.name, "input": kwargs, "decision": str(decision)})
         if decision is not ToolDecision.allow:
-            report.event("tool_result", {"tool": tool.name, "is_error": True, "output": f"{decision} by policy"})
+            report.event(
+                "tool_result", {"tool": tool.name, "is_error": True, "output": f"{decision} by policy"}
+            )
             hooks.after_tool(tool.name, True)
             raise ToolError(f"not run: the call was refused by the run's approval policy ({decision})")
         started = time.monotonic()
@@ -201,24 +208,36 @@ def _observed(tool: BetaAsyncFunctionTool[Any], hooks: WorkerHooks, report: Repo
             output = _tool_text(exc.content) if hasattr(exc, "content") else str(exc)
             report.event(
                 "tool_result",
-                {"tool": tool.name, "is_error": True, "output": _tail(output),
-                 "duration_ms": int((time.monotonic() - started) * 1000)},
+                {
+                    "tool": tool.name,
+                    "is_error": True,
+                    "output": _tail(output),
+                    "duration_ms": int((time.monotonic() - started) * 1000),
+                },
             )
             hooks.after_tool(tool.name, True)
             raise ToolError(_with_notice(output, hooks)) from None
         except Exception as exc:  # the SDK would turn it into an error result; record it first
             report.event(
                 "tool_result",
-                {"tool": tool.name, "is_error": True, "output": f"{type(exc).__name__}: {exc}",
-                 "duration_ms": int((time.monotonic() - started) * 1000)},
+                {
+                    "tool": tool.name,
+                    "is_error": True,
+                    "output": f"{type(exc).__name__}: {exc}",
+                    "duration_ms": int((time.monotonic() - started) * 1000),
+                },
             )
             hooks.after_tool(tool.name, True)
             raise
         text = _tool_text(result)
         report.event(
             "tool_result",
-            {"tool": tool.name, "is_error": False, "output": _tail(text),
-             "duration_ms": int((time.monotonic() - started) * 1000)},
+            {
+                "tool": tool.name,
+                "is_error": False,
+                "output": _tail(text),
+                "duration_ms": int((time.monotonic() - started) * 1000),
+            },
         )
         hooks.after_tool(tool.name, False)
         notice = hooks.wrap_up_notice()
@@ -229,7 +248,9 @@ def _observed(tool: BetaAsyncFunctionTool[Any], hooks: WorkerHooks, report: Repo
         return result
 
     call.__name__ = tool.name
-    return BetaAsyncFunctionTool(call, name=tool.name, description=tool.description, input_schema=tool.input_schema)
+    return BetaAsyncFunctionTool(
+        call, name=tool.name, description=tool.description, input_schema=tool.input_schema
+    )
 
 
 def _with_notice(output: str, hooks: WorkerHooks) -> str:

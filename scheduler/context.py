@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from longrun.store.db import Store
 from longrun.scheduler.spec import parse_duration
+from longrun.store.db import Store
 from longrun.store.runs import (
     CheckpointView,
     RunView,
@@ -126,20 +126,27 @@ def build_resume_context(inputs: ResumeInputs) -> str:
             lines.append("Notes: " + _cut(str(h["notes"]), 1500))
         parts.append(_cut("\n".join(lines), _SECTION_BYTES["handoff"]))
     elif inputs.checkpoint_id is not None:
-        parts.append("## Handoff\nThe previous session left no handoff (it may have crashed or run out of time).")
+        parts.append(
+            "## Handoff\nThe previous session left no handoff (it may have crashed or run out of time)."
+        )
 
     if inputs.recent_commits:
         lines = ["## Recent commits in the workspace (newest first)"]
-        lines.extend(f"- {c['sha'][:10]} {_cut(c['subject'], 120)}" for c in inputs.recent_commits[:RECENT_COMMITS])
+        lines.extend(
+            f"- {c['sha'][:10]} {_cut(c['subject'], 120)}" for c in inputs.recent_commits[:RECENT_COMMITS]
+        )
         parts.append(_cut("\n".join(lines), _SECTION_BYTES["commits"]))
 
     budget = [f"## Budget and time\nSpent so far: ${inputs.spent_usd:.4f}"]
     if inputs.budget_usd is not None:
-        budget.append(f"Run budget left: ${max(inputs.budget_usd - inputs.spent_usd, 0):.4f} of ${inputs.budget_usd:.2f}")
+        left = max(inputs.budget_usd - inputs.spent_usd, 0)
+        budget.append(f"Run budget left: ${left:.4f} of ${inputs.budget_usd:.2f}")
     if inputs.per_session_usd is not None:
         budget.append(f"This session may spend at most ${inputs.per_session_usd:.2f}")
     if inputs.budget_tokens is not None:
-        budget.append(f"Tokens left: {max(inputs.budget_tokens - inputs.tokens_used, 0):,} of {inputs.budget_tokens:,}")
+        budget.append(
+            f"Tokens left: {max(inputs.budget_tokens - inputs.tokens_used, 0):,} of {inputs.budget_tokens:,}"
+        )
     budget.append(
         f"This session has {_minutes(inputs.time_box)}; you will be told to wrap up "
         f"{_minutes(inputs.wrap_up)} before the end. Call `handoff` before you stop."
@@ -153,10 +160,14 @@ def context_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_resume_inputs(store: Store, run: RunView, session: SessionView, checkpoint_id: int | None) -> ResumeInputs:
+def load_resume_inputs(
+    store: Store, run: RunView, session: SessionView, checkpoint_id: int | None
+) -> ResumeInputs:
     """Everything `build_resume_context` needs, read with bounded queries (no log scan)."""
     spec = run.spec
-    chain: list[CheckpointView] = checkpoint_ancestors(store, checkpoint_id, ANCESTORS_READ) if checkpoint_id else []
+    chain: list[CheckpointView] = (
+        checkpoint_ancestors(store, checkpoint_id, ANCESTORS_READ) if checkpoint_id else []
+    )
     checkpoint = chain[0] if chain else None
     handoff_cp = next((cp for cp in chain if cp.handoff), None)
     commits: list[dict[str, str]] = []
@@ -173,7 +184,9 @@ def load_resume_inputs(store: Store, run: RunView, session: SessionView, checkpo
         if v is not None:
             status = v.status
             evidence = str(v.evidence.get("output_tail", "") or v.evidence.get("rationale", ""))
-        features.append(FeatureState(f["id"], f["description"], f.get("check"), f.get("rubric"), status, evidence))
+        features.append(
+            FeatureState(f["id"], f["description"], f.get("check"), f.get("rubric"), status, evidence)
+        )
     budget = spec.get("budget", {})
     sess = spec.get("session", {})
 

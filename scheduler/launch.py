@@ -153,7 +153,9 @@ def judge(store: Store, run_id: str) -> dict[str, str]:
         if not feature.check:
             continue
         result = run_check(feature.id, feature.check, Path(run.workspace), feature.timeout.total_seconds())
-        verdicts.append(VerdictView(feature.id, run.head_checkpoint_id, "command", result.status, result.evidence))
+        verdicts.append(
+            VerdictView(feature.id, run.head_checkpoint_id, "command", result.status, result.evidence)
+        )
     if verdicts:
         runs.add_verdicts(store, run.id, run.head_checkpoint_id, verdicts)
     return {v.feature_id: v.status for v in verdicts}
@@ -176,5 +178,3 @@ def run_one_session(store: Store, run: RunView, *, stop_at: datetime | None = No
             reason = f"session {session.n} {session.state}; not yet passing: {', '.join(failing) or '—'}"
             runs.set_run_state(conn, run.id, RunState.scheduled, reason)
     return session
-
-

@@ -24,7 +24,9 @@ class Price:
     cache_write: float
     cache_read: float
 
-    def cost(self, input_tokens: int, output_tokens: int, cache_write_tokens: int, cache_read_tokens: int) -> float:
+    def cost(
+        self, input_tokens: int, output_tokens: int, cache_write_tokens: int, cache_read_tokens: int
+    ) -> float:
         return (
             input_tokens * self.input
             + output_tokens * self.output
@@ -32,7 +34,9 @@ class Price:
             + cache_read_tokens * self.cache_read
         ) / PER_MILLION
 
-    def usage(self, input_tokens: int, output_tokens: int, cache_write_tokens: int, cache_read_tokens: int) -> Usage:
+    def usage(
+        self, input_tokens: int, output_tokens: int, cache_write_tokens: int, cache_read_tokens: int
+    ) -> Usage:
         usd = self.cost(input_tokens, output_tokens, cache_write_tokens, cache_read_tokens)
         return Usage(input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, usd)
 
@@ -60,7 +64,9 @@ def _parse(raw: dict[str, Any], source: str) -> PriceTable:
                 float(entry.get("cache_read", entry["input"] * 0.1)),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise SpecError(f"{source}: models.{key}: expected input and output prices in USD ({exc})") from None
+            raise SpecError(
+                f"{source}: models.{key}: expected input and output prices in USD ({exc})"
+            ) from None
     return PriceTable(str(raw.get("checked", "")), prices)
 
 

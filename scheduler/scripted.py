@@ -35,7 +35,6 @@ from types import TracebackType
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from longrun.store.errors import ScriptError
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -45,6 +44,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from longrun.store.errors import ScriptError
 
 FALLBACK_TEXT = "The script has nothing more for this session."
 CHARS_PER_TOKEN = 4

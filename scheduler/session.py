@@ -22,7 +22,14 @@ from longrun.scheduler.context import build_resume_context, context_digest, load
 from longrun.scheduler.pricing import PriceTable, load_prices
 from longrun.scheduler.scripted import ScriptedModelServer, load_script
 from longrun.scheduler.spec import RunSpec
-from longrun.scheduler.worker import EndReason, ModelCall, ToolDecision, WorkerHooks, WorkerOutcome, WorkerTask
+from longrun.scheduler.worker import (
+    EndReason,
+    ModelCall,
+    ToolDecision,
+    WorkerHooks,
+    WorkerOutcome,
+    WorkerTask,
+)
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import BudgetExhausted, LongrunError
@@ -104,7 +111,9 @@ class Harness:
             )
             if cap is not None
         ]
-        left_tokens = self.spec.budget.tokens - run.usage.tokens if self.spec.budget.tokens is not None else None
+        left_tokens = (
+            self.spec.budget.tokens - run.usage.tokens if self.spec.budget.tokens is not None else None
+        )
         max_tokens = int(body["max_tokens"])
         allowed = max_tokens
         if left_usd:
@@ -117,8 +126,12 @@ class Harness:
         if allowed < MIN_USEFUL_MAX_TOKENS:
             self.event(
                 "budget_stop",
-                {"input_bound": input_bound, "max_tokens": max_tokens, "left_usd": min(left_usd) if left_usd else None,
-                 "left_tokens": left_tokens},
+                {
+                    "input_bound": input_bound,
+                    "max_tokens": max_tokens,
+                    "left_usd": min(left_usd) if left_usd else None,
+                    "left_tokens": left_tokens,
+                },
             )
             raise BudgetExhausted("the next model call would not fit in what is left of the budget")
         self.event("max_tokens_lowered", {"from": max_tokens, "to": allowed, "input_bound": input_bound})
@@ -245,7 +258,9 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
     base_url = spec.worker.base_url
     api_key = os.environ.get("ANTHROPIC_API_KEY")
     if spec.worker.backend == "scripted":
-        script = load_script(spec.worker.script or "demo", Path(run.spec_path).parent if run.spec_path else None)
+        script = load_script(
+            spec.worker.script or "demo", Path(run.spec_path).parent if run.spec_path else None
+        )
         server = ScriptedModelServer(script, first_session=session.n - 1)
         base_url = server.start()
         api_key = "scripted-model-needs-no-key"

@@ -38,7 +38,9 @@ def git(workspace: Path | str, *args: str, check: bool = True) -> str:
         raise WorkspaceError(f"{workspace}: git {args[0]} took longer than 120s") from None
     if check and proc.returncode != 0:
         reason = (proc.stderr or proc.stdout).strip().splitlines()
-        raise WorkspaceError(f"{workspace}: git {args[0]} failed: {reason[-1] if reason else proc.returncode}")
+        raise WorkspaceError(
+            f"{workspace}: git {args[0]} failed: {reason[-1] if reason else proc.returncode}"
+        )
     return proc.stdout.strip()
 
 
@@ -88,7 +90,9 @@ def _exclude_private_dir(workspace: Path) -> None:
     exclude.parent.mkdir(parents=True, exist_ok=True)
     existing = exclude.read_text() if exclude.exists() else ""
     if f"/{PRIVATE_DIR}/" not in existing.splitlines():
-        exclude.write_text(existing + ("" if existing.endswith("\n") or not existing else "\n") + f"/{PRIVATE_DIR}/\n")
+        exclude.write_text(
+            existing + ("" if existing.endswith("\n") or not existing else "\n") + f"/{PRIVATE_DIR}/\n"
+        )
 
 
 def head(workspace: Path) -> str:
@@ -119,7 +123,9 @@ def _git_env(workspace: Path, extra: dict[str, str], *args: str) -> str:
     proc = subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, env=env, timeout=300)
     if proc.returncode != 0:
         reason = (proc.stderr or proc.stdout).strip().splitlines()
-        raise WorkspaceError(f"{workspace}: git {args[0]} failed: {reason[-1] if reason else proc.returncode}")
+        raise WorkspaceError(
+            f"{workspace}: git {args[0]} failed: {reason[-1] if reason else proc.returncode}"
+        )
     return proc.stdout.strip()
 
 
@@ -156,8 +162,10 @@ def restore(workspace: Path, branch: str, checkpoint_commit: str, keep_ref: str)
     """
     current = git(workspace, "rev-parse", "--abbrev-ref", "HEAD", check=False)
     agent_head = git(workspace, "rev-parse", f"{checkpoint_commit}^")
-    if current == branch and head(workspace) == agent_head and working_tree(workspace) == tree_of(
-        workspace, checkpoint_commit
+    if (
+        current == branch
+        and head(workspace) == agent_head
+        and working_tree(workspace) == tree_of(workspace, checkpoint_commit)
     ):
         return
     snapshot(workspace, "longrun: the workspace as found before a restore", keep_ref)

@@ -32,8 +32,12 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def event_hash(prev_hash: str, run_id: str, seq: int, ts: str, session_id: int | None, kind: str, data: str) -> str:
-    material = "\x1f".join((prev_hash, run_id, str(seq), ts, "" if session_id is None else str(session_id), kind, data))
+def event_hash(
+    prev_hash: str, run_id: str, seq: int, ts: str, session_id: int | None, kind: str, data: str
+) -> str:
+    material = "\x1f".join(
+        (prev_hash, run_id, str(seq), ts, "" if session_id is None else str(session_id), kind, data)
+    )
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -143,9 +147,7 @@ def read_events(
         params["limit"] = limit
     with store.reading() as conn:
         rows = conn.execute(text(sql), params).all()
-    return [
-        EventView(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], json.loads(r[5])) for r in rows
-    ]
+    return [EventView(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], json.loads(r[5])) for r in rows]
 
 
 @dataclass(frozen=True)

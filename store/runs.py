@@ -51,7 +51,9 @@ class Usage:
 
 
 def _usage_of(row: Run | RunSession) -> Usage:
-    return Usage(row.input_tokens, row.output_tokens, row.cache_write_tokens, row.cache_read_tokens, row.spent_usd)
+    return Usage(
+        row.input_tokens, row.output_tokens, row.cache_write_tokens, row.cache_read_tokens, row.spent_usd
+    )
 
 
 @dataclass(frozen=True)
@@ -367,7 +369,9 @@ def get_session(store: Store, session_id: int) -> SessionView:
 
 def list_sessions(store: Store, run_id: str) -> list[SessionView]:
     with store.orm() as db:
-        rows = db.exec(select(RunSession).where(RunSession.run_id == run_id).order_by(col(RunSession.n))).all()
+        rows = db.exec(
+            select(RunSession).where(RunSession.run_id == run_id).order_by(col(RunSession.n))
+        ).all()
         return [_session_view(r) for r in rows]
 
 
@@ -382,7 +386,9 @@ def session_started(store: Store, session_id: int, pid: int) -> SessionView:
         row.heartbeat_at = now
         db.add(row)
         db.flush()
-        log.append(db.connection(), row.run_id, "session_started", {"n": row.n, "pid": pid}, session_id=row.id)
+        log.append(
+            db.connection(), row.run_id, "session_started", {"n": row.n, "pid": pid}, session_id=row.id
+        )
         return _session_view(row)
 
 
@@ -395,9 +401,12 @@ def heartbeat(store: Store, session_id: int) -> bool:
     """Update the heartbeat; returns whether a stop was requested."""
     with store.writing() as conn:
         conn.execute(
-            text("UPDATE session SET heartbeat_at = :t WHERE id = :id"), {"t": iso(utcnow()), "id": session_id}
+            text("UPDATE session SET heartbeat_at = :t WHERE id = :id"),
+            {"t": iso(utcnow()), "id": session_id},
         )
-        row = conn.execute(text("SELECT stop_requested FROM session WHERE id = :id"), {"id": session_id}).first()
+        row = conn.execute(
+            text("SELECT stop_requested FROM session WHERE id = :id"), {"id": session_id}
+        ).first()
     return bool(row and row[0])
 
 
@@ -510,13 +519,17 @@ def get_checkpoint(store: Store, checkpoint_id: int, run_id: str | None = None) 
     with store.orm() as db:
         row = db.get(Checkpoint, checkpoint_id)
         if row is None or (run_id is not None and row.run_id != run_id):
-            raise CheckpointNotFound(f"no checkpoint {checkpoint_id}" + (f" in run {run_id}" if run_id else ""))
+            raise CheckpointNotFound(
+                f"no checkpoint {checkpoint_id}" + (f" in run {run_id}" if run_id else "")
+            )
         return _checkpoint_view(row)
 
 
 def list_checkpoints(store: Store, run_id: str) -> list[CheckpointView]:
     with store.orm() as db:
-        rows = db.exec(select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(col(Checkpoint.id))).all()
+        rows = db.exec(
+            select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(col(Checkpoint.id))
+        ).all()
         return [_checkpoint_view(r) for r in rows]
 
 
@@ -570,8 +583,18 @@ def add_verdicts(store: Store, run_id: str, checkpoint_id: int, verdicts: list[V
             conn,
             run_id,
             [
-                ("verdict", {"checkpoint_id": checkpoint_id, "feature_id": v.feature_id, "judge": v.judge,
-                             "status": v.status, "evidence": v.evidence}, None, now)
+                (
+                    "verdict",
+                    {
+                        "checkpoint_id": checkpoint_id,
+                        "feature_id": v.feature_id,
+                        "judge": v.judge,
+                        "status": v.status,
+                        "evidence": v.evidence,
+                    },
+                    None,
+                    now,
+                )
                 for v in verdicts
             ],
         )
@@ -589,5 +612,6 @@ def latest_verdicts(store: Store, run_id: str) -> dict[str, VerdictView]:
             {"run": run_id},
         ).all()
     return {
-        r[0]: VerdictView(r[0], r[1], r[2], r[3], json.loads(r[4]), datetime.fromisoformat(r[5])) for r in rows
+        r[0]: VerdictView(r[0], r[1], r[2], r[3], json.loads(r[4]), datetime.fromisoformat(r[5]))
+        for r in rows
     }

@@ -65,7 +65,8 @@ def write_spec(tmp_path: Path) -> SpecWriter:
         (base / "workspace").mkdir(parents=True, exist_ok=True)
         write_script(base / "script.json", sessions)
         feature_text = "".join(
-            "\n[[features]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in f.items()) for f in features or []
+            "\n[[features]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in f.items())
+            for f in features or []
         )
         spec = base / "longrun.toml"
         spec.write_text(

@@ -63,7 +63,9 @@ def test_demo_write_then_run_create_and_one_session(cli, tmp_path: Path) -> None
     spec = dest / "longrun.toml"
     assert spec.exists() and (dest / "workspace" / "tests").is_dir()
     assert "longrun run create" in proc.stdout
-    created = json.loads(cli("run", "create", str(spec), "--set", "session.time_box=90s", "--json", check=True).stdout)
+    created = json.loads(
+        cli("run", "create", str(spec), "--set", "session.time_box=90s", "--json", check=True).stdout
+    )
     assert created["state"] == "scheduled"
     session = json.loads(cli("session", "run", created["id"], "--json", check=True).stdout)
     assert session["n"] == 1 and session["state"] == "ended"
@@ -90,7 +92,9 @@ def test_bad_override_and_unknown_model_price_are_one_line_errors(cli, tmp_path:
     spec = tmp_path / "ok.toml"
     spec.write_text('name = "x"\ngoal = "y"\nworkspace = "w"\n')
     _one_line_error(cli("run", "create", str(spec), "--set", "budget.usdd=3"), "--set", "budget.usdd")
-    _one_line_error(cli("run", "create", str(spec), "--set", "worker.model=gpt-nothing"), "worker.model", "price")
+    _one_line_error(
+        cli("run", "create", str(spec), "--set", "worker.model=gpt-nothing"), "worker.model", "price"
+    )
     assert not (tmp_path / "w").exists()
 
 
@@ -132,8 +136,14 @@ def test_every_command_takes_home(tmp_path: Path) -> None:
 
     other = tmp_path / "elsewhere"
     env = {k: v for k, v in os.environ.items() if k != "LONGRUN_HOME"}
-    for args in (["--home", str(other), "run", "list"], ["run", "list", "--home", str(other)], ["init", "--home", str(other)]):
-        proc = subprocess.run([sys.executable, "-m", "longrun.app.cli", *args], capture_output=True, text=True, env=env)
+    for args in (
+        ["--home", str(other), "run", "list"],
+        ["run", "list", "--home", str(other)],
+        ["init", "--home", str(other)],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "longrun.app.cli", *args], capture_output=True, text=True, env=env
+        )
         assert proc.returncode == 0, proc.stderr
     assert (other / "longrun.db").exists()
 

@@ -23,7 +23,9 @@ def _inputs(scale: int) -> ResumeInputs:
         },
         handoff_session=6,
         features=[
-            FeatureState(f"f{i}", "does a thing " * scale, "pytest -q", None, "fail", "E assert 1 == 2\n" * scale)
+            FeatureState(
+                f"f{i}", "does a thing " * scale, "pytest -q", None, "fail", "E assert 1 == 2\n" * scale
+            )
             for i in range(10 * scale)
         ],
         recent_commits=[{"sha": f"{i:040x}", "subject": f"commit {i}"} for i in range(30)],

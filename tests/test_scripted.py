@@ -20,6 +20,7 @@ from typing import Any
 import anthropic
 import pytest
 from anthropic.types import Message, ToolUseBlock
+
 from longrun.scheduler.demo import DEMO_SPEC, write_demo_project
 from longrun.scheduler.scripted import (
     FALLBACK_TEXT,

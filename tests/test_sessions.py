@@ -33,7 +33,10 @@ def _two_session_script() -> list[list[dict]]:
         [
             {"tool": "bash", "input": {"command": "cat alpha.txt scratch.txt"}},
             {"tool": "write", "input": {"file_path": "beta.txt", "content": "BETA\n"}},
-            {"tool": "handoff", "input": {"done": ["wrote beta.txt"], "next": [], "blockers": [], "notes": ""}},
+            {
+                "tool": "handoff",
+                "input": {"done": ["wrote beta.txt"], "next": [], "blockers": [], "notes": ""},
+            },
             {"text": "All done."},
         ],
     ]
@@ -89,7 +92,10 @@ def test_every_model_call_and_tool_call_is_an_event_with_usage(store: Store, wri
 def test_a_session_past_its_time_box_is_killed_and_the_next_one_resumes(store: Store, write_spec) -> None:
     script = [
         [
-            {"tool": "write", "input": {"file_path": "early.txt", "content": "written before the deadline\n"}},
+            {
+                "tool": "write",
+                "input": {"file_path": "early.txt", "content": "written before the deadline\n"},
+            },
             {"text": "Thinking very slowly…", "tool": "bash", "input": {"command": "true"}, "delay": 60},
         ],
         [
@@ -113,7 +119,11 @@ def test_a_session_past_its_time_box_is_killed_and_the_next_one_resumes(store: S
 
     second = run_session_now(store, run.id)
     assert second.state == "ended" and second.from_checkpoint_id == salvage.id
-    outputs = [e.data["output"] for e in log.read_events(store, run.id, kinds=["tool_result"]) if e.session_id == second.id]
+    outputs = [
+        e.data["output"]
+        for e in log.read_events(store, run.id, kinds=["tool_result"])
+        if e.session_id == second.id
+    ]
     assert "written before the deadline" in outputs[0]
     assert log.verify_chain(store, run.id).ok
 
@@ -164,7 +174,9 @@ def _group_alive(pgid: int) -> bool:
 
 def test_a_crashed_session_found_later_is_reaped_before_the_next_starts(store: Store, write_spec) -> None:
     run = create_run_from_file(store, write_spec([[{"text": "nothing"}], [{"text": "still nothing"}]]))
-    ghost = runs.create_session(store, run.id, time_box=launch.STALE_HEARTBEAT * 10, wrap_up=launch.STALE_HEARTBEAT)
+    ghost = runs.create_session(
+        store, run.id, time_box=launch.STALE_HEARTBEAT * 10, wrap_up=launch.STALE_HEARTBEAT
+    )
     runs.session_started(store, ghost.id, pid=2**22 + 12345)  # no such process
     session = run_session_now(store, run.id)
     assert session.n == 2 and session.state == "ended"
@@ -177,7 +189,10 @@ def test_checkpoints_leave_the_agents_own_git_history_alone(store: Store, write_
             {"tool": "write", "input": {"file_path": "a.py", "content": "A = 1\n"}},
             {"tool": "bash", "input": {"command": "git add a.py && git commit -q -m 'Add a.py'"}},
             {"tool": "write", "input": {"file_path": "b.py", "content": "B = 2\n"}},
-            {"tool": "handoff", "input": {"done": ["a.py"], "next": ["commit b.py"], "blockers": [], "notes": ""}},
+            {
+                "tool": "handoff",
+                "input": {"done": ["a.py"], "next": ["commit b.py"], "blockers": [], "notes": ""},
+            },
             {"tool": "bash", "input": {"command": "git add b.py && git commit -q -m 'Add b.py'"}},
             {"text": "bye"},
         ]
@@ -199,7 +214,10 @@ def test_the_worker_is_told_to_wrap_up_when_wrap_up_is_left(store: Store, write_
     script = [
         [
             {"tool": "bash", "input": {"command": "sleep 5"}},
-            {"tool": "handoff", "input": {"done": ["slept"], "next": [], "blockers": [], "notes": "told to wrap up"}},
+            {
+                "tool": "handoff",
+                "input": {"done": ["slept"], "next": [], "blockers": [], "notes": "told to wrap up"},
+            },
             {"text": "Wrapped up."},
         ]
     ]

@@ -101,7 +101,9 @@ def test_verify_finds_a_rewritten_tail(store: Store) -> None:
             "SELECT seq, session_id, ts, kind, data, prev_hash FROM event WHERE run_id='r1' AND seq=3"
         ).fetchone()
     forged = log.event_hash(prev_hash, "r1", seq, ts, session_id, kind, '{"i":42}')
-    _tamper(store.path, f"""UPDATE event SET data = '{{"i":42}}', hash = '{forged}' WHERE run_id='r1' AND seq=3""")
+    _tamper(
+        store.path, f"""UPDATE event SET data = '{{"i":42}}', hash = '{forged}' WHERE run_id='r1' AND seq=3"""
+    )
     report = log.verify_chain(store, "r1")
     assert not report.ok and report.broken_at == 4
 

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import write_script
 
 from longrun.scheduler.control import create_run_from_file, run_session_now
 from longrun.store import log, runs
 from longrun.store.db import Store
-
-from conftest import write_script
 
 SECRET = "sk-ant-test-DO-NOT-LEAK-4f9c2e"
 
@@ -97,7 +96,11 @@ def test_a_rate_limit_that_outlasts_the_retries_ends_the_session_with_its_reset_
 
 def test_a_budget_cap_is_never_crossed(store: Store, write_spec) -> None:
     turns = [
-        {"tool": "bash", "input": {"command": f"echo step {i}"}, "usage": {"input_tokens": 3000, "output_tokens": 400}}
+        {
+            "tool": "bash",
+            "input": {"command": f"echo step {i}"},
+            "usage": {"input_tokens": 3000, "output_tokens": 400},
+        }
         for i in range(40)
     ]
     run = create_run_from_file(store, write_spec([turns], budget="usd = 0.05"))
