@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,6 +31,7 @@ from pydantic import (
     JsonValue,
     PlainSerializer,
     PlainValidator,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
@@ -45,6 +47,7 @@ __all__ = [
     "BudgetSpec",
     "FeatureSpec",
     "RunSpec",
+    "ScheduleSpec",
     "SessionSpec",
     "WorkerSpec",
     "apply_overrides",
@@ -338,6 +341,112 @@ class SessionSpec(_Table):
         return self
 
 
+def _timestamp(value: object) -> dt.datetime:
+    """A TOML date-time or an ISO-8601 string; without an offset it is the machine's local time."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _Problems.one(
+                f"expected a date-time like 2026-12-01T09:00:00+01:00, found {toml_repr(value)}"
+            ) from None
+    if not isinstance(value, dt.datetime):
+        raise _Problems.one(f"expected a date-time like 2026-12-01T09:00:00+01:00, found {toml_repr(value)}")
+    if value.tzinfo is None:
+        value = value.astimezone()
+    return value.astimezone(dt.UTC)
+
+
+Timestamp = Annotated[
+    dt.datetime,
+    PlainValidator(_timestamp, json_schema_input_type=str),
+    PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json"),
+]
+
+
+def _crontab(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Problems.one(f'expected a crontab line like "0 22 * * *", found {toml_repr(value)}')
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise _Problems.one(
+            f'expected a crontab line like "0 22 * * *" ({exc}), found {toml_repr(value)}'
+        ) from None
+    return value
+
+
+Crontab = Annotated[str, PlainValidator(_crontab, json_schema_input_type=str)]
+
+
+class ScheduleSpec(_Table):
+    """`[schedule]`: when sessions start."""
+
+    mode: Literal["back_to_back", "interval", "cron"] = _key(
+        "back_to_back",
+        kind='one of "back_to_back", "interval", "cron"',
+        meaning="how sessions follow one another",
+    )
+    cooldown: PositiveDuration = _key(
+        timedelta(seconds=30),
+        kind="a duration",
+        meaning="back_to_back (and inside a cron window): the pause between one session's end and the next",
+    )
+    every: PositiveDuration | None = _key(
+        None,
+        kind="a duration",
+        meaning="interval: a session starts this often (skipped while one still runs)",
+    )
+    cron: Crontab | None = _key(
+        None,
+        kind="a string",
+        expected='a crontab line like "0 22 * * *"',
+        meaning="cron: when sessions start (minute hour day month weekday, in the machine's time zone)",
+    )
+    window: PositiveDuration | None = _key(
+        None,
+        kind="a duration",
+        meaning="cron: how long after each cron time sessions may start; none runs past its end",
+    )
+    not_before: Timestamp | None = _key(
+        None,
+        kind="a date-time",
+        expected="a date-time like 2026-12-01T09:00:00+01:00",
+        meaning="no session of the run starts before this time",
+    )
+    not_after: Timestamp | None = _key(
+        None,
+        kind="a date-time",
+        expected="a date-time like 2026-12-01T09:00:00+01:00",
+        meaning="no session of the run starts after this time",
+    )
+    resume_after_limit: StrictBool = _key(
+        True,
+        kind="true or false",
+        meaning="after a usage or rate limit, start the next session when the limit resets (false: pause)",
+    )
+
+    @model_validator(mode="after")
+    def _mode_keys(self) -> ScheduleSpec:
+        if self.mode == "interval" and self.every is None:
+            raise _Problems.one('mode "interval" needs every (a duration such as 2h)', at=("every",))
+        if self.mode == "cron" and self.cron is None:
+            raise _Problems.one('mode "cron" needs cron (a crontab line such as "0 22 * * *")', at=("cron",))
+        if self.every is not None and self.mode != "interval":
+            raise _Problems.one(f'every only goes with mode "interval", not "{self.mode}"', at=("every",))
+        if self.cron is not None and self.mode != "cron":
+            raise _Problems.one(f'cron only goes with mode "cron", not "{self.mode}"', at=("cron",))
+        if self.window is not None and self.mode != "cron":
+            raise _Problems.one(f'window only goes with mode "cron", not "{self.mode}"', at=("window",))
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            raise _Problems.one(
+                f"expected a date-time after schedule.not_before ({self.not_before.isoformat()}), "
+                f"found {self.not_after.isoformat()}",
+                at=("not_after",),
+            )
+        return self
+
+
 class BudgetSpec(_Table):
     """`[budget]`: hard caps; a model call that could cross one is not made."""
 
@@ -444,6 +553,7 @@ class RunSpec(_Table):
     worker: WorkerSpec = _key(factory=WorkerSpec, kind="a table", meaning="what does the work")
     session: SessionSpec = _key(factory=SessionSpec, kind="a table", meaning="how long each session runs")
     budget: BudgetSpec = _key(factory=BudgetSpec, kind="a table", meaning="hard spending caps")
+    schedule: ScheduleSpec = _key(factory=ScheduleSpec, kind="a table", meaning="when sessions start")
     features: tuple[FeatureSpec, ...] = _key(
         (),
         kind="an array of tables ([[features]])",
