@@ -276,7 +276,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from longrun.app.tui import main as ui_main
 
         return ui_main(["--demo"] + (["--home", args.home] if args.home else []))
-    from longrun.scheduler.control import prepare_demo, run_until_done
+    from longrun.scheduler.control import prepare_demo, start
+    from longrun.scheduler.supervisor import supervise_until_finished
+    from longrun.store import runs
 
     store = _store(args)
     run = prepare_demo(store, args.set)
@@ -284,21 +286,157 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(
             f"demo run {run.id}: scripted model (no network, no key), workspace {run.workspace}", flush=True
         )
-    result = run_until_done(store, run.id, timeout_s=args.timeout)
-    final = result.run
+    start(store, run.id, by="demo")
+    finished = supervise_until_finished(store, run.id, timeout_s=args.timeout)
+    final = runs.get_run(store, run.id)
+    doc = run_document(store, final.id)
     if args.json:
-        _print_json(run_document(store, final.id))
+        _print_json(doc)
     else:
-        passed = sum(1 for f in run_document(store, final.id)["features"] if f["status"] == "pass")
-        total = len(final.spec.get("features", []))
+        passed = sum(1 for f in doc["features"] if f["status"] == "pass")
         print(
-            f"{final.id}: {final.state} after {len(result.sessions)} sessions, "
-            f"{passed}/{total} features pass, spent ${final.spent_usd:.4f}"
+            f"{final.id}: {final.state} after {len(doc['sessions'])} sessions, "
+            f"{passed}/{len(doc['features'])} features pass, spent ${final.spent_usd:.4f}"
         )
-    if result.timed_out:
+    if not finished:
         print(f"longrun: error: the demo did not finish within {args.timeout:g}s", file=sys.stderr)
         return EXIT_ERROR
     return 0 if final.state == "done" else EXIT_ERROR
+
+
+def cmd_run_verb(args: argparse.Namespace) -> int:
+    from longrun.scheduler import control
+
+    store = _store(args)
+    verb = {"start": control.start, "pause": control.pause, "stop": control.stop, "resume": control.resume}
+    run = verb[args.run_command](store, args.run, by=args.by)
+    if args.json:
+        _print_json(run.to_json())
+    else:
+        print(f"{run.name} ({run.id}) is {run.state}: {run.state_reason}")
+        if run.state == "scheduled" and not _supervisor_alive(store):
+            print("no supervisor is running: start one with `longrun daemon` (or open longrun-ui)")
+    return 0
+
+
+def _supervisor_alive(store: Any) -> bool:
+    from longrun.store import lease
+
+    current = lease.current(store)
+    return current is not None and current.alive()
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    import signal
+    from datetime import timedelta
+
+    from longrun.scheduler.supervisor import Supervisor, SupervisorConfig
+
+    store = _store(args)
+    config = SupervisorConfig(
+        max_concurrent=args.max_concurrent or SupervisorConfig().max_concurrent,
+        lease_ttl=timedelta(seconds=args.lease_ttl),
+        tick=args.tick,
+        grace=timedelta(seconds=args.grace),
+    )
+
+    def announce(text: str) -> None:
+        print(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {text}", flush=True)
+
+    supervisor = Supervisor(store, config, announce=announce)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        announce(f"{signal.Signals(signum).name}: shutting down (sessions get {args.grace:g}s to wrap up)")
+        supervisor.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    announce(f"store {store.path}; at most {config.max_concurrent} sessions at once")
+    try:
+        supervisor.serve()
+    finally:
+        supervisor.shutdown()
+        announce("stopped")
+    return 0
+
+
+def _until(ts: datetime | None, now: datetime) -> str:
+    if ts is None:
+        return "—"
+    seconds = int((ts - now).total_seconds())
+    if seconds <= 0:
+        return "now"
+    if seconds < 120:
+        return f"in {seconds}s"
+    if seconds < 7200:
+        return f"in {seconds // 60}m"
+    return f"in {seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def status_document(store: Any) -> dict[str, Any]:
+    """`longrun status --json`: who supervises, and for each active run what runs and what comes next."""
+    from longrun.store import lease, runs
+    from longrun.store.models import iso, utcnow
+
+    now = utcnow()
+    current = lease.current(store)
+    live = {s.run_id: s for s in runs.live_sessions(store)}
+    items = []
+    for run in runs.list_runs(store):
+        if run.state in ("done", "archived", "draft", "failed"):
+            continue
+        session = live.get(run.id)
+        items.append(
+            {
+                "id": run.id,
+                "name": run.name,
+                "state": run.state,
+                "reason": run.state_reason,
+                "session": None
+                if session is None
+                else {
+                    "n": session.n,
+                    "state": session.state,
+                    "pid": session.pid,
+                    "deadline_at": iso(session.deadline_at),
+                    "seconds_left": max(int((session.deadline_at - now).total_seconds()), 0),
+                },
+                "next_session_at": iso(run.next_session_at) if run.next_session_at else None,
+                "next_reason": run.next_reason,
+                "spent_usd": round(run.spent_usd, 6),
+            }
+        )
+    return {"supervisor": current.to_json(now) if current else None, "runs": items}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from longrun.store.models import utcnow
+
+    store = _store(args)
+    doc = status_document(store)
+    if args.json:
+        _print_json(doc)
+        return 0
+    sup = doc["supervisor"]
+    if sup and sup["alive"]:
+        print(
+            f"supervisor: running (pid {sup['pid']}, {sup['holder']}), last heartbeat {sup['heartbeat_at']}"
+        )
+    else:
+        print("supervisor: not running (start it with `longrun daemon`)")
+    if not doc["runs"]:
+        print("no active runs")
+        return 0
+    now = utcnow()
+    rows = []
+    for r in doc["runs"]:
+        s = r["session"]
+        running = f"session {s['n']} ({s['seconds_left']}s left)" if s else "—"
+        at = datetime.fromisoformat(r["next_session_at"]) if r["next_session_at"] else None
+        nxt = f"{_until(at, now)} ({r['next_reason']})" if at else (r["next_reason"] or "—")
+        rows.append([r["id"], r["name"], r["state"], running, nxt])
+    _table(rows, ["ID", "NAME", "STATE", "RUNNING", "NEXT SESSION"])
+    return 0
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -350,6 +488,28 @@ def build_parser() -> argparse.ArgumentParser:
         into=run_sub,
     )
     p.add_argument("run", metavar="RUN")
+
+    for verb, text in (
+        ("start", "hand a draft run to the supervisor: sessions start on its schedule"),
+        ("pause", "no new session; a running one wraps up and ends with a checkpoint"),
+        ("stop", "no new session; a running one is ended now (with a checkpoint)"),
+        ("resume", "let a paused run go on"),
+    ):
+        p = add(verb, cmd_run_verb, text, json_flag, into=run_sub)
+        p.add_argument("run", metavar="RUN")
+        p.add_argument("--by", metavar="NAME", help="who decides (default: your user name)")
+
+    p = add("daemon", cmd_daemon, "the supervisor: fires sessions on schedule until SIGTERM/SIGINT")
+    p.add_argument("--max-concurrent", type=int, metavar="N", help="sessions at once (default: the CPUs)")
+    p.add_argument("--lease-ttl", type=float, default=20.0, metavar="S", help="lease lifetime (default 20)")
+    p.add_argument("--tick", type=float, default=1.0, metavar="S", help="reconcile every S seconds")
+    p.add_argument("--grace", type=float, default=30.0, metavar="S", help="wrap-up time at shutdown")
+    add(
+        "status",
+        cmd_status,
+        "the supervisor and each active run: what runs, what comes next and why",
+        json_flag,
+    )
 
     session = sub.add_parser("session", help="run sessions", parents=[common])
     session_sub = session.add_subparsers(dest="session_command", required=True, parser_class=_Parser)

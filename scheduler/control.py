@@ -5,8 +5,9 @@ Each verb validates against the run's current state and writes in one transactio
 
 from __future__ import annotations
 
+import os
+import pwd
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from longrun.scheduler.launch import run_one_session
 from longrun.scheduler.pricing import load_prices
 from longrun.scheduler.session import take_checkpoint
 from longrun.scheduler.spec import RunSpec, load_spec
-from longrun.store import runs
+from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition, SpecError
 from longrun.store.models import RunState, utcnow
@@ -63,7 +64,7 @@ def create_run(store: Store, spec: RunSpec, spec_path: Path | None) -> RunView:
         spec_path=str(spec_path) if spec_path else None,
         workspace=str(workspace),
         branch=branch,
-        state=RunState.scheduled,
+        state=RunState.draft,
     )
     take_checkpoint(store, run, None, "created", None)
     return runs.get_run(store, run_id)
@@ -80,32 +81,74 @@ def run_session_now(store: Store, ref: str) -> SessionView:
     return run_one_session(store, run)
 
 
-@dataclass(frozen=True)
-class DemoResult:
-    run: RunView
-    sessions: list[SessionView]
-    timed_out: bool
-
-
-def run_until_done(store: Store, ref: str, *, timeout_s: float, max_sessions: int = 10) -> DemoResult:
-    """Sessions back to back until the judge says done, the time runs out or `max_sessions` ran."""
-    stop_at = utcnow() + timedelta(seconds=timeout_s)
-    run = runs.get_run(store, ref)
-    for _ in range(max_sessions):
-        if run.state in (RunState.done, RunState.failed, RunState.archived):
-            break
-        if utcnow() >= stop_at:
-            return DemoResult(run, runs.list_sessions(store, run.id), True)
-        session = run_one_session(store, run, stop_at=stop_at)
-        run = runs.get_run(store, run.id)
-        if session.state == "killed":
-            return DemoResult(run, runs.list_sessions(store, run.id), True)
-    return DemoResult(run, runs.list_sessions(store, run.id), False)
-
-
 def prepare_demo(store: Store, overrides: list[str] | None = None) -> RunView:
     """Write the demo project into a fresh folder of the store's home and create its run."""
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     dest = store.home / "demo" / f"{stamp}-{secrets.token_hex(2)}"
     spec_path = write_demo_project(dest)
     return create_run_from_file(store, spec_path, overrides)
+
+
+def _who(by: str | None) -> str:
+    """Who decides: the name given, else the OS user."""
+    if by:
+        return by
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER") or str(os.getuid())
+
+
+def _transition(
+    store: Store, ref: str, verb: str, allowed: set[RunState], by: str | None
+) -> tuple[RunView, list[SessionView], str]:
+    run = runs.get_run(store, ref)
+    if run.state not in allowed:
+        can = ", ".join(sorted(allowed))
+        raise InvalidTransition(f"run {run.name} ({run.id}) is {run.state}: {verb} needs it to be {can}")
+    live = [s for s in runs.list_sessions(store, run.id) if not s.is_final]
+    return run, live, _who(by)
+
+
+def start(store: Store, ref: str, by: str | None = None) -> RunView:
+    """Hand a run to the supervisor: its sessions start on its schedule."""
+    run, _, who = _transition(store, ref, "start", {RunState.draft}, by)
+    with store.writing() as conn:
+        runs.set_run_state(conn, run.id, RunState.scheduled, f"started by {who}")
+        runs.set_run_plan(conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason="started")
+        log.append(conn, run.id, "started", {"by": who})
+    return runs.get_run(store, run.id)
+
+
+def resume(store: Store, ref: str, by: str | None = None) -> RunView:
+    """Let a paused run go on: its next session starts on its schedule."""
+    run, _, who = _transition(store, ref, "resume", {RunState.paused}, by)
+    with store.writing() as conn:
+        runs.set_run_state(conn, run.id, RunState.scheduled, f"resumed by {who}")
+        runs.set_run_plan(conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason="resumed")
+        log.append(conn, run.id, "resumed", {"by": who})
+    return runs.get_run(store, run.id)
+
+
+def pause(store: Store, ref: str, by: str | None = None) -> RunView:
+    """No new session; a running one wraps up at its next step and ends with a checkpoint."""
+    run, live, who = _transition(store, ref, "pause", {RunState.scheduled, RunState.running}, by)
+    with store.writing() as conn:
+        for s in live:
+            runs.request_session_end(conn, s.id, kill=False)
+        runs.set_run_state(conn, run.id, RunState.paused, f"paused by {who}")
+        runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
+        log.append(conn, run.id, "paused", {"by": who, "sessions_told_to_wrap_up": [s.n for s in live]})
+    return runs.get_run(store, run.id)
+
+
+def stop(store: Store, ref: str, by: str | None = None) -> RunView:
+    """No new session, and a running one is ended now (the supervisor kills it, with a checkpoint)."""
+    run, live, who = _transition(store, ref, "stop", {RunState.scheduled, RunState.running}, by)
+    with store.writing() as conn:
+        for s in live:
+            runs.request_session_end(conn, s.id, kill=True)
+        runs.set_run_state(conn, run.id, RunState.paused, f"stopped by {who}")
+        runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
+        log.append(conn, run.id, "stopped", {"by": who, "sessions_ended": [s.n for s in live]})
+    return runs.get_run(store, run.id)

@@ -29,6 +29,7 @@ DEMO_SPEC: dict[str, Any] = {
     },
     "session": {"time_box": "3m", "wrap_up": "30s", "checkpoint_every_calls": 4},
     "budget": {"usd": 2.0, "per_session_usd": 1.0},
+    "schedule": {"mode": "back_to_back", "cooldown": "1s"},
     "features": [
         {
             "id": "word_count",
@@ -72,7 +73,8 @@ _COMMENTS: dict[str, str] = {
     "worker.max_tokens": "Output tokens a model call may use at most.",
     "session": "Each session is time-boxed and ends with a checkpoint: a commit, a handoff, the spend.",
     "session.wrap_up": "How long before the time box the agent is told to wrap up and hand off.",
-    "session.checkpoint_every_calls": "Also checkpoint after this many model calls.",
+    "session.checkpoint_every_calls": "Also checkpoint after this many tool calls.",
+    "schedule": "The supervisor starts the next session a second after the last one ends.",
     "budget": "Hard caps in US dollars (the scripted model is priced as the model named above).",
     "features": "The done-condition. Only the judge decides: it runs each check in the workspace.",
 }

@@ -49,15 +49,28 @@ def reap_stale_sessions(store: Store, run_id: str) -> list[SessionView]:
     for s in runs.list_sessions(store, run_id):
         if s.state in FINAL_SESSION_STATES:
             continue
-        beat = s.heartbeat_at or s.created_at
-        if not _alive(s.pid) or utcnow() - beat > STALE_HEARTBEAT:
+        if not process_alive(s.pid):
             reaped.extend(settle(store, s, SessionState.crashed, "its process was gone when found"))
+        elif heartbeat_stale(s):
+            kill_group(s.pid)
+            reaped.extend(settle(store, s, SessionState.crashed, "its heartbeat stopped"))
     return reaped
 
 
-def _alive(pid: int | None) -> bool:
+def heartbeat_stale(session: SessionView, now: datetime | None = None) -> bool:
+    beat = session.heartbeat_at or session.created_at
+    return (now or utcnow()) - beat > STALE_HEARTBEAT
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper does not count)."""
     if pid is None:
         return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -67,16 +80,25 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def start_session(store: Store, run: RunView) -> LaunchedSession:
+def kill_group(pgid: int | None) -> None:
+    """Kill a session's whole process group (its pid is its group id)."""
+    if pgid is None:
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start_session(store: Store, run: RunView, *, not_after: datetime | None = None) -> LaunchedSession:
     """Create the session row and start its process (in a new process group)."""
     if run.state in FINISHED_RUN_STATES:
         raise InvalidTransition(f"run {run.name} ({run.id}) is {run.state}: no new session can start")
     reap_stale_sessions(store, run.id)
-    live = [s for s in runs.list_sessions(store, run.id) if s.state not in FINAL_SESSION_STATES]
-    if live:
-        raise InvalidTransition(f"run {run.name} already has session {live[0].n} running (pid {live[0].pid})")
     spec = RunSpec.model_validate(run.spec)
-    session = runs.create_session(store, run.id, time_box=spec.session.time_box, wrap_up=spec.session.wrap_up)
+    session = runs.create_session(
+        store, run.id, time_box=spec.session.time_box, wrap_up=spec.session.wrap_up, not_after=not_after
+    )
     log_path = session_log_path(store, run.id, session.n)
     env = dict(os.environ, LONGRUN_HOME=str(store.home), PYTHONUNBUFFERED="1")
     with open(log_path, "ab") as out:
@@ -124,10 +146,7 @@ def watch(
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_group(proc.pid)
     proc.wait()
 
 
@@ -162,7 +181,11 @@ def judge(store: Store, run_id: str) -> dict[str, str]:
 
 
 def run_one_session(store: Store, run: RunView, *, stop_at: datetime | None = None) -> SessionView:
-    """Start a session, watch it to its end, judge the result and set the run's state."""
+    """Start a session, watch it to its end, judge the result and set the run's state.
+
+    A run that was a draft or paused stays so (one session by hand does not start it).
+    """
+    prior = run.state
     launched = start_session(store, run)
     session = watch(store, launched, stop_at=stop_at)
     statuses = judge(store, run.id)
@@ -170,11 +193,13 @@ def run_one_session(store: Store, run: RunView, *, stop_at: datetime | None = No
     all_pass = bool(spec.features) and all(statuses.get(f.id) == "pass" for f in spec.features)
     head = runs.get_run(store, run.id).head_checkpoint_id
     with store.writing() as conn:
+        runs.mark_settled(conn, session.id)
         if all_pass:
             runs.set_run_state(conn, run.id, RunState.done, "every feature passes at the latest checkpoint")
             log.append(conn, run.id, "run_done", {"checkpoint_id": head})
         else:
             failing = sorted(f.id for f in spec.features if statuses.get(f.id) != "pass")
             reason = f"session {session.n} {session.state}; not yet passing: {', '.join(failing) or '—'}"
-            runs.set_run_state(conn, run.id, RunState.scheduled, reason)
+            after = prior if prior in (RunState.draft, RunState.paused) else RunState.scheduled
+            runs.set_run_state(conn, run.id, after, reason)
     return session

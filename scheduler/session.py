@@ -33,7 +33,7 @@ from longrun.scheduler.worker import (
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import BudgetExhausted, LongrunError
-from longrun.store.models import RunState, SessionState, utcnow
+from longrun.store.models import SessionState, utcnow
 from longrun.store.runs import CheckpointView, RunView, SessionView, Usage
 
 HEARTBEAT_SECONDS = 2.0
@@ -250,8 +250,6 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
     harness = Harness(store, session, run, spec, load_prices(store.home))
     session = runs.session_started(store, session_id, os.getpid())
     harness.session = session
-    with store.writing() as conn:
-        runs.set_run_state(conn, run.id, RunState.running, f"session {session.n} running")
     context = harness.ensure_context()
 
     server = None

@@ -108,6 +108,15 @@ class Run(SQLModel, table=True):
     updated_at: datetime = _ts()
     head_checkpoint_id: int | None = None
     parent_run_id: str | None = None
+    due_at: datetime | None = _ts(nullable=True)
+    """Set when the schedule says a session should start; cleared when one starts."""
+    next_session_at: datetime | None = _ts(nullable=True)
+    next_reason: str | None = None
+    """When the next session is planned and why (schedule, cooldown, usage-limit reset, window)."""
+    hold_until: datetime | None = _ts(nullable=True)
+    """No session starts before this (a usage limit's reset time)."""
+    window_ends_at: datetime | None = _ts(nullable=True)
+    """The end of the cron window the run is in; no session's deadline runs past it."""
     spent_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -135,6 +144,11 @@ class RunSession(SQLModel, table=True):
     end_reason: str | None = None
     from_checkpoint_id: int | None = None
     stop_requested: bool = False
+    """Wrap up at the next step and end (a pause, or the supervisor shutting down)."""
+    kill_requested: bool = False
+    """End now: the supervisor kills the process group at its next reconcile."""
+    settled_at: datetime | None = _ts(nullable=True)
+    """When the supervisor finished with the ended session (judged it, planned the next)."""
     spent_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from longrun.store import log
 from longrun.store.db import Store
-from longrun.store.errors import CheckpointNotFound, RunNotFound, SessionNotFound
+from longrun.store.errors import CheckpointNotFound, InvalidTransition, RunNotFound, SessionNotFound
 from longrun.store.models import (
     FINAL_SESSION_STATES,
     Checkpoint,
@@ -72,6 +72,11 @@ class RunView:
     head_checkpoint_id: int | None
     parent_run_id: str | None
     usage: Usage
+    due_at: datetime | None = None
+    next_session_at: datetime | None = None
+    next_reason: str | None = None
+    hold_until: datetime | None = None
+    window_ends_at: datetime | None = None
 
     @property
     def spent_usd(self) -> float:
@@ -92,6 +97,8 @@ class RunView:
             "parent_run_id": self.parent_run_id,
             "spent_usd": round(self.usage.usd, 6),
             "tokens": self.usage.to_json(),
+            "next_session_at": iso(self.next_session_at) if self.next_session_at else None,
+            "next_reason": self.next_reason,
         }
 
 
@@ -112,6 +119,8 @@ class SessionView:
     from_checkpoint_id: int | None
     stop_requested: bool
     usage: Usage
+    kill_requested: bool = False
+    settled_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -205,6 +214,11 @@ def _run_view(row: Run) -> RunView:
         head_checkpoint_id=row.head_checkpoint_id,
         parent_run_id=row.parent_run_id,
         usage=_usage_of(row),
+        due_at=row.due_at,
+        next_session_at=row.next_session_at,
+        next_reason=row.next_reason,
+        hold_until=row.hold_until,
+        window_ends_at=row.window_ends_at,
     )
 
 
@@ -226,6 +240,8 @@ def _session_view(row: RunSession) -> SessionView:
         from_checkpoint_id=row.from_checkpoint_id,
         stop_requested=row.stop_requested,
         usage=_usage_of(row),
+        kill_requested=row.kill_requested,
+        settled_at=row.settled_at,
     )
 
 
@@ -323,15 +339,37 @@ def set_run_state(conn: Connection, run_id: str, state: str, reason: str | None 
 
 
 def create_session(
-    store: Store, run_id: str, *, time_box: timedelta, wrap_up: timedelta, now: datetime | None = None
+    store: Store,
+    run_id: str,
+    *,
+    time_box: timedelta,
+    wrap_up: timedelta,
+    now: datetime | None = None,
+    not_after: datetime | None = None,
 ) -> SessionView:
-    """A new session row numbered after the run's last one, starting from the run's head checkpoint."""
+    """A new session row numbered after the run's last one, starting from the run's head checkpoint.
+
+    Refused when the run already has a live session: the check and the insert are one write
+    transaction, so two launchers can never start two sessions of one run. `not_after` clips the
+    deadline (a cron window's end); the wrap-up then shrinks to fit.
+    """
     now = now or utcnow()
     deadline = now + time_box
+    if not_after is not None and not_after < deadline:
+        deadline = not_after
+        wrap_up = min(wrap_up, (deadline - now) / 5)
     with store.orm(write=True) as db:
         run = db.get(Run, run_id)
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r}")
+        live = db.exec(
+            select(RunSession).where(
+                RunSession.run_id == run_id,
+                col(RunSession.state).not_in([str(s) for s in FINAL_SESSION_STATES]),
+            )
+        ).first()
+        if live is not None:
+            raise InvalidTransition(f"run {run.name} ({run_id}) already has session {live.n} running")
         last = db.exec(select(func.max(RunSession.n)).where(RunSession.run_id == run_id)).one()
         row = RunSession(
             run_id=run_id,
@@ -344,6 +382,13 @@ def create_session(
         )
         db.add(row)
         db.flush()
+        db.connection().execute(
+            text(
+                "UPDATE run SET state = 'running', state_reason = :r, updated_at = :t "
+                "WHERE id = :id AND state IN ('draft', 'scheduled')"
+            ),
+            {"r": f"session {row.n} running", "t": iso(now), "id": run_id},
+        )
         log.append(
             db.connection(),
             run_id,
@@ -436,6 +481,52 @@ def end_session(
             session_id=row.id,
         )
         return _session_view(row)
+
+
+def live_sessions(store: Store) -> list[SessionView]:
+    """Every session of every run that has not ended (the supervisor's watch list)."""
+    with store.orm() as db:
+        rows = db.exec(
+            select(RunSession).where(col(RunSession.state).not_in([str(s) for s in FINAL_SESSION_STATES]))
+        ).all()
+        return [_session_view(r) for r in rows]
+
+
+def unsettled_sessions(store: Store) -> list[SessionView]:
+    """Ended sessions the supervisor has not yet judged and planned after."""
+    with store.orm() as db:
+        rows = db.exec(
+            select(RunSession)
+            .where(col(RunSession.state).in_([str(s) for s in FINAL_SESSION_STATES]))
+            .where(col(RunSession.settled_at).is_(None))
+            .order_by(col(RunSession.id))
+        ).all()
+        return [_session_view(r) for r in rows]
+
+
+def mark_settled(conn: Connection, session_id: int) -> None:
+    conn.execute(
+        text("UPDATE session SET settled_at = :t WHERE id = :id"), {"t": iso(utcnow()), "id": session_id}
+    )
+
+
+def request_session_end(conn: Connection, session_id: int, *, kill: bool) -> None:
+    """Ask a live session to wrap up and end (`kill=False`) or to be ended now (`kill=True`)."""
+    column = "kill_requested" if kill else "stop_requested"
+    conn.execute(text(f"UPDATE session SET {column} = 1 WHERE id = :id"), {"id": session_id})
+
+
+RUN_PLAN_FIELDS = ("due_at", "next_session_at", "next_reason", "hold_until", "window_ends_at")
+
+
+def set_run_plan(conn: Connection, run_id: str, **fields: datetime | str | None) -> None:
+    """Update the supervisor's planning fields of a run (when the next session is due and why)."""
+    unknown = set(fields) - set(RUN_PLAN_FIELDS)
+    if unknown:
+        raise ValueError(f"not a planning field: {sorted(unknown)}")
+    values = {k: iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+    assignments = ", ".join(f"{k} = :{k}" for k in values)
+    conn.execute(text(f"UPDATE run SET {assignments} WHERE id = :id"), values | {"id": run_id})
 
 
 def _session_row(db: Session, session_id: int) -> RunSession:

@@ -66,11 +66,13 @@ def test_demo_write_then_run_create_and_one_session(cli, tmp_path: Path) -> None
     created = json.loads(
         cli("run", "create", str(spec), "--set", "session.time_box=90s", "--json", check=True).stdout
     )
-    assert created["state"] == "scheduled"
+    assert created["state"] == "draft"
     session = json.loads(cli("session", "run", created["id"], "--json", check=True).stdout)
     assert session["n"] == 1 and session["state"] == "ended"
     show = cli("run", "show", created["id"], check=True).stdout
     assert "word_count" in show and "pass" in show
+    # One session by hand does not start the run: it stays a draft until `run start`.
+    assert json.loads(cli("run", "show", created["id"], "--json", check=True).stdout)["state"] == "draft"
 
 
 def test_unknown_run_is_a_one_line_error(cli) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from longrun.store import log, runs
 from longrun.store.db import Store
-from longrun.store.errors import RunNotFound, StoreError, StoreVersionError
+from longrun.store.errors import InvalidTransition, RunNotFound, StoreError, StoreVersionError
 from longrun.store.models import SCHEMA_VERSION
 
 
@@ -140,11 +140,14 @@ def test_runs_are_found_by_id_prefix_or_name(store: Store) -> None:
 
 def test_session_numbers_count_up_per_run_and_an_end_is_recorded_once(store: Store) -> None:
     _run(store)
-    first = runs.create_session(store, "r1", time_box=timedelta(minutes=5), wrap_up=timedelta(minutes=1))
-    second = runs.create_session(store, "r1", time_box=timedelta(minutes=5), wrap_up=timedelta(minutes=1))
-    assert (first.n, second.n) == (1, 2)
+    box = {"time_box": timedelta(minutes=5), "wrap_up": timedelta(minutes=1)}
+    first = runs.create_session(store, "r1", **box)
+    with pytest.raises(InvalidTransition, match="already has session 1"):
+        runs.create_session(store, "r1", **box)
     assert runs.end_session(store, first.id, runs.SessionState.crashed, "gone") is not None
     assert runs.end_session(store, first.id, runs.SessionState.ended, "late word") is None
+    second = runs.create_session(store, "r1", **box)
+    assert (first.n, second.n) == (1, 2)
     assert runs.get_session(store, first.id).state == "crashed"
     ended = [e for e in log.read_events(store, "r1", kinds=["session_ended"])]
     assert len(ended) == 1

@@ -1,0 +1,462 @@
+"""The supervisor (`longrun daemon`): APScheduler fires sessions; a reconcile loop keeps them honest.
+
+Exactly one supervisor works on a store at a time: it holds the lease row and renews it every
+tick, and stops supervising the moment it cannot. APScheduler (with its SQLAlchemyJobStore in
+the store's own SQLite file, so next-fire times survive restarts) only says *when* a run is due;
+the reconcile loop does the rest, every tick:
+
+1. watch live sessions: kill those past their deadline or asked to stop (process group), mark
+   those whose process is gone or whose heartbeat is stale as `crashed`;
+2. settle ended sessions (in a worker thread): judge them, then plan the next session
+   (cooldown, usage-limit reset, window) or mark the run done;
+3. keep one APScheduler job per active run in step with its state and spec, and mirror the next
+   fire time and its reason into the run row for `longrun status` and the UI;
+4. start the sessions that are due, at most `max_concurrent` at once; the rest wait in line.
+
+Sessions are processes of their own (own process groups): they outlive a supervisor that
+crashes, and the next supervisor adopts or reaps them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from longrun.scheduler import launch
+from longrun.scheduler.spec import RunSpec, ScheduleSpec
+from longrun.store import lease, log, runs
+from longrun.store.db import Store
+from longrun.store.errors import LongrunError
+from longrun.store.models import RunState, SessionState, utcnow
+from longrun.store.runs import RunView, SessionView
+
+JOBS_TABLE = "apscheduler_jobs"
+ACTIVE = frozenset({RunState.scheduled, RunState.running})
+_current: Supervisor | None = None
+
+
+def fire(run_id: str, reason: str) -> None:
+    """APScheduler's job function (referenced by name in the job store): a run's session is due."""
+    supervisor = _current
+    if supervisor is not None:
+        supervisor.on_fire(run_id, reason)
+
+
+@dataclass
+class SupervisorConfig:
+    max_concurrent: int = field(default_factory=lambda: os.cpu_count() or 1)
+    lease_ttl: timedelta = timedelta(seconds=20)
+    tick: float = 1.0
+    grace: timedelta = timedelta(seconds=30)
+    """On shutdown, how long running sessions get to wrap up before they are killed."""
+
+
+def periodic_trigger(schedule: ScheduleSpec) -> IntervalTrigger | CronTrigger | None:
+    """The APScheduler trigger of a run's schedule, or None for back-to-back runs."""
+    if schedule.mode == "interval" and schedule.every is not None:
+        return IntervalTrigger(
+            seconds=schedule.every.total_seconds(),
+            start_date=schedule.not_before,
+            end_date=schedule.not_after,
+        )
+    if schedule.mode == "cron" and schedule.cron is not None:
+        trigger = CronTrigger.from_crontab(schedule.cron)
+        trigger.start_date = schedule.not_before
+        trigger.end_date = schedule.not_after
+        return trigger
+    return None
+
+
+def window_end(schedule: ScheduleSpec, fired_at: datetime) -> datetime | None:
+    """The end of the cron window a session fired at `fired_at` belongs to, if the run has one."""
+    if schedule.mode != "cron" or schedule.window is None:
+        return None
+    return fired_at + schedule.window
+
+
+def next_after_session(
+    schedule: ScheduleSpec, ended_at: datetime, window_ends_at: datetime | None
+) -> tuple[datetime, str] | None:
+    """When the next session starts after one ended, when the run's own rhythm says so.
+
+    Back-to-back runs go again after the cooldown; a cron run goes again inside its window when
+    there is room for a session; interval and cron runs otherwise wait for their next fire.
+    """
+    at = ended_at + schedule.cooldown
+    if schedule.mode == "back_to_back":
+        return (at, f"cooldown of {int(schedule.cooldown.total_seconds())}s after the last session")
+    if window_ends_at is not None and at + timedelta(seconds=10) < window_ends_at:
+        return (at, "the cron window is still open")
+    return None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        store: Store,
+        config: SupervisorConfig | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.announce = announce
+        self.config = config or SupervisorConfig()
+        self.clock = clock
+        self.holder = lease.holder_id()
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.settling: dict[int, Future[None]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="longrun-judge")
+        self.stopping = threading.Event()
+        self.holding = False
+        self.scheduler = self._make_scheduler()
+        self.lock = threading.Lock()
+
+    def _make_scheduler(self) -> BackgroundScheduler:
+        """APScheduler with its jobs in the store's own file; a job that missed its time while no
+        supervisor ran fires once (coalesced), however late."""
+        return BackgroundScheduler(
+            jobstores={
+                "default": SQLAlchemyJobStore(
+                    engine=self.store.engine.execution_options(longrun_write=True), tablename=JOBS_TABLE
+                )
+            },
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def serve(self, until: Callable[[], bool] | None = None) -> None:
+        """Wait for the lease, then supervise until `stop()` (or until `until()` is true)."""
+        global _current
+        waited = False
+        while not self.stopping.is_set():
+            if not lease.acquire(self.store, self.holder, self.config.lease_ttl, self.clock()):
+                if not waited:
+                    waited = True
+                    holder = lease.current(self.store)
+                    self._say(
+                        f"waiting: the lease is held by {holder.holder if holder else 'another supervisor'}"
+                    )
+                self.stopping.wait(self.config.tick)
+                continue
+            self.holding = True
+            _current = self
+            self._say(f"supervising as {self.holder}")
+            self.scheduler.start()
+            try:
+                while not self.stopping.is_set():
+                    self.reconcile()
+                    if until is not None and until():
+                        return
+                    self.stopping.wait(self.config.tick)
+                    if not lease.acquire(self.store, self.holder, self.config.lease_ttl, self.clock()):
+                        self._say("lost the lease: another supervisor took over")
+                        self.holding = False
+                        break
+            finally:
+                if self.scheduler.running:
+                    self.scheduler.shutdown(wait=False)
+                    self.scheduler = self._make_scheduler()
+                _current = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        """Clean shutdown: tell our sessions to wrap up, kill what is left at the grace deadline,
+        settle them, and give the lease up."""
+        self.stopping.set()
+        if self.holding:
+            live = [s for s in runs.live_sessions(self.store) if s.id in self.children or s.pid]
+            with self.store.writing() as conn:
+                for s in live:
+                    runs.request_session_end(conn, s.id, kill=False)
+            deadline = utcnow() + self.config.grace
+            while utcnow() < deadline and any(p.poll() is None for p in self.children.values()):
+                threading.Event().wait(0.2)
+            for s in runs.live_sessions(self.store):
+                if s.id in self.children or s.pid:
+                    launch.kill_group(s.pid)
+                    proc = self.children.get(s.id)
+                    if proc is not None:
+                        proc.wait()
+                    launch.settle(self.store, s, SessionState.killed, "the supervisor shut down")
+            self._settle_ended(wait=True)
+            lease.release(self.store, self.holder)
+            self.holding = False
+        self.pool.shutdown(wait=True)
+
+    def _say(self, text: str) -> None:
+        if self.announce is not None:
+            self.announce(text)
+
+    # --- the reconcile loop -----------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        with self.lock:
+            now = self.clock()
+            self._watch_live(now)
+            self._settle_ended()
+            self._sync_jobs(now)
+            self._start_due(now)
+
+    def _watch_live(self, now: datetime) -> None:
+        for s in runs.live_sessions(self.store):
+            proc = self.children.get(s.id)
+            exited = proc is not None and proc.poll() is not None
+            gone = exited or (proc is None and not launch.process_alive(s.pid))
+            if s.pid is None and proc is None and now - s.created_at < launch.STALE_HEARTBEAT:
+                continue  # being started by someone right now
+            if gone:
+                launch.kill_group(s.pid)
+                fresh = runs.get_session(self.store, s.id)
+                if not fresh.is_final:
+                    code = proc.returncode if proc is not None else None
+                    how = f"killed by signal {-code}" if code is not None and code < 0 else "gone"
+                    launch.settle(self.store, fresh, SessionState.crashed, f"its process was {how}")
+                self.children.pop(s.id, None)
+            elif s.kill_requested:
+                self._end(s, SessionState.killed, "stopped by request")
+            elif now >= s.deadline_at:
+                self._end(s, SessionState.timed_out, "killed at its deadline")
+            elif launch.heartbeat_stale(s, now):
+                self._end(s, SessionState.crashed, "its heartbeat stopped")
+
+    def _end(self, session: SessionView, state: SessionState, reason: str) -> None:
+        launch.kill_group(session.pid)
+        proc = self.children.pop(session.id, None)
+        if proc is not None:
+            proc.wait()
+        launch.settle(self.store, session, state, reason)
+
+    def _settle_ended(self, wait: bool = False) -> None:
+        for s in runs.unsettled_sessions(self.store):
+            if s.id not in self.settling:
+                self.settling[s.id] = self.pool.submit(self._settle, s)
+        for session_id, future in list(self.settling.items()):
+            if wait:
+                future.result()
+            if future.done():
+                del self.settling[session_id]
+
+    def _settle(self, session: SessionView) -> None:
+        """Judge an ended session and plan what comes after it."""
+        run = runs.get_run(self.store, session.run_id)
+        try:
+            statuses = launch.judge(self.store, run.id)
+        except LongrunError as exc:
+            log.record(self.store, run.id, "judge_error", {"detail": exc.message}, session_id=session.id)
+            statuses = {}
+        spec = RunSpec.model_validate(run.spec)
+        run = runs.get_run(self.store, run.id)
+        now = utcnow()
+        all_pass = bool(spec.features) and all(statuses.get(f.id) == "pass" for f in spec.features)
+        retry_at = _retry_at(self.store, session)
+        one_off: tuple[datetime, str] | None = None
+        with self.store.writing() as conn:
+            runs.mark_settled(conn, session.id)
+            if all_pass:
+                runs.set_run_state(
+                    conn, run.id, RunState.done, "every feature passes at the latest checkpoint"
+                )
+                runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
+                log.append(conn, run.id, "run_done", {"checkpoint_id": run.head_checkpoint_id})
+            elif run.state not in ACTIVE:
+                pass  # paused or stopped while the session ran: no next session
+            elif retry_at is not None and not spec.schedule.resume_after_limit:
+                reason = f"usage limit hit; it resets at {retry_at.isoformat()} (resume_after_limit = false)"
+                runs.set_run_state(conn, run.id, RunState.paused, reason)
+                log.append(conn, run.id, "paused", {"by": "supervisor", "reason": reason})
+            elif retry_at is not None:
+                reason = f"usage limit resets at {retry_at.isoformat(timespec='seconds')}"
+                runs.set_run_plan(
+                    conn, run.id, hold_until=retry_at, next_session_at=retry_at, next_reason=reason
+                )
+                runs.set_run_state(conn, run.id, RunState.scheduled, reason)
+                log.append(
+                    conn, run.id, "usage_limit_wait", {"until": retry_at.isoformat()}, session_id=session.id
+                )
+                if spec.schedule.mode == "back_to_back":
+                    one_off = (retry_at, reason)
+            else:
+                runs.set_run_state(conn, run.id, RunState.scheduled, f"session {session.n} {session.state}")
+                one_off = next_after_session(spec.schedule, now, run.window_ends_at)
+                if one_off is not None:
+                    runs.set_run_plan(conn, run.id, next_session_at=one_off[0], next_reason=one_off[1])
+        if one_off is not None:  # after the commit: the job store writes through its own connection
+            self._add_one_off(run.id, *one_off)
+
+    def _add_one_off(self, run_id: str, at: datetime, reason: str) -> None:
+        self.scheduler.add_job(
+            fire,
+            trigger=DateTrigger(run_date=at),
+            args=(run_id, reason),
+            id=f"{run_id}:next",
+            replace_existing=True,
+        )
+
+    def _sync_jobs(self, now: datetime) -> None:
+        jobs = {job.id: job for job in self.scheduler.get_jobs()}
+        settling = {s.run_id for s in runs.unsettled_sessions(self.store)}
+        for run in runs.list_runs(self.store):
+            periodic_id, next_id = f"{run.id}:schedule", f"{run.id}:next"
+            if run.state not in ACTIVE:
+                for job_id in (periodic_id, next_id):
+                    if job_id in jobs:
+                        self.scheduler.remove_job(job_id)
+                continue
+            schedule = RunSpec.model_validate(run.spec).schedule
+            if (
+                schedule.not_after is not None
+                and now >= schedule.not_after
+                and run.state == RunState.scheduled
+            ):
+                self._pause(run, f"past its not_after time ({schedule.not_after.isoformat()})")
+                continue
+            trigger = periodic_trigger(schedule)
+            if trigger is not None and periodic_id not in jobs:
+                jobs[periodic_id] = self.scheduler.add_job(
+                    fire,
+                    trigger=trigger,
+                    args=(run.id, f"{schedule.mode} schedule"),
+                    id=periodic_id,
+                    replace_existing=True,
+                )
+            busy = run.state == RunState.running or run.id in settling
+            if trigger is None and next_id not in jobs and run.due_at is None and not busy:
+                at = max(t for t in (now, schedule.not_before, run.hold_until) if t is not None)
+                jobs[next_id] = self.scheduler.add_job(
+                    fire,
+                    trigger=DateTrigger(run_date=at),
+                    args=(run.id, run.next_reason or "started"),
+                    id=next_id,
+                    replace_existing=True,
+                )
+            planned = [
+                j for j in (jobs.get(periodic_id), jobs.get(next_id)) if j is not None and j.next_run_time
+            ]
+            if planned and run.due_at is None:
+                first = min(planned, key=lambda j: j.next_run_time)
+                at = first.next_run_time
+                if run.hold_until is not None and run.hold_until > at:
+                    at = run.hold_until
+                if run.next_session_at != at:
+                    with self.store.writing() as conn:
+                        runs.set_run_plan(conn, run.id, next_session_at=at, next_reason=first.args[1])
+
+    def _pause(self, run: RunView, reason: str) -> None:
+        with self.store.writing() as conn:
+            runs.set_run_state(conn, run.id, RunState.paused, reason)
+            runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
+            log.append(conn, run.id, "paused", {"by": "supervisor", "reason": reason})
+
+    def on_fire(self, run_id: str, reason: str) -> None:
+        """A job fired: mark the run due (or record why not); reconcile starts it."""
+        now = utcnow()
+        try:
+            run = runs.get_run(self.store, run_id)
+        except LongrunError:
+            return
+        if run.state not in ACTIVE:
+            return
+        live = [s for s in runs.live_sessions(self.store) if s.run_id == run_id]
+        if live:
+            log.record(self.store, run_id, "fire_skipped", {"reason": reason, "running_session": live[0].n})
+            return
+        schedule = RunSpec.model_validate(run.spec).schedule
+        with self.store.writing() as conn:
+            runs.set_run_plan(
+                conn,
+                run_id,
+                due_at=now,
+                next_session_at=now,
+                next_reason=reason,
+                window_ends_at=window_end(schedule, now),
+            )
+            log.append(conn, run_id, "session_due", {"reason": reason})
+
+    def _start_due(self, now: datetime) -> None:
+        live = runs.live_sessions(self.store)
+        room = self.config.max_concurrent - len(live)
+        due = sorted(
+            (r for r in runs.list_runs(self.store) if r.due_at is not None and r.state in ACTIVE),
+            key=lambda r: r.due_at or now,
+        )
+        busy = {s.run_id for s in live} | {s.run_id for s in runs.unsettled_sessions(self.store)}
+        for run in due:
+            if run.id in busy:
+                continue
+            if run.hold_until is not None and run.hold_until > now:
+                continue
+            if room <= 0:
+                reason = f"queued: {len(live)} of {self.config.max_concurrent} sessions running"
+                if run.next_reason != reason:
+                    with self.store.writing() as conn:
+                        runs.set_run_plan(conn, run.id, next_reason=reason)
+                continue
+            try:
+                launched = launch.start_session(self.store, run, not_after=run.window_ends_at)
+            except LongrunError as exc:
+                log.record(self.store, run.id, "start_refused", {"detail": exc.message})
+                with self.store.writing() as conn:
+                    runs.set_run_plan(conn, run.id, due_at=None)
+                continue
+            self.children[launched.session.id] = launched.process
+            room -= 1
+            with self.store.writing() as conn:
+                runs.set_run_plan(
+                    conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason=None
+                )
+
+
+def _retry_at(store: Store, session: SessionView) -> datetime | None:
+    """The reset time a session that hit a usage limit was given, if it was."""
+    if session.end_reason != "rate_limited":
+        return None
+    for event in reversed(log.read_events(store, session.run_id, kinds=["rate_limited"])):
+        if event.session_id == session.id and event.data.get("retry_at"):
+            return datetime.fromisoformat(event.data["retry_at"])
+    return None
+
+
+FINISHED = frozenset({RunState.done, RunState.failed, RunState.paused, RunState.tripped, RunState.awaiting_approval})
+
+
+def supervise_until_finished(
+    store: Store, run_id: str, *, timeout_s: float, config: SupervisorConfig | None = None
+) -> bool:
+    """Keep a started run going until it stops needing the supervisor (done, paused, waiting for a
+    person) or `timeout_s` passes; returns False on timeout.
+
+    When a live supervisor already holds the store's lease, it does the work and this only
+    watches; otherwise this process supervises (holding the lease) until then, and shuts down
+    cleanly, so nothing is left running behind it.
+    """
+    stop_at = utcnow() + timedelta(seconds=timeout_s)
+
+    def finished() -> bool:
+        return runs.get_run(store, run_id).state in FINISHED or utcnow() >= stop_at
+
+    holder = lease.current(store)
+    if holder is not None and holder.alive():
+        while not finished():
+            threading.Event().wait(0.5)
+    else:
+        supervisor = Supervisor(store, config or SupervisorConfig(tick=0.5, grace=timedelta(seconds=5)))
+        try:
+            supervisor.serve(until=finished)
+        finally:
+            supervisor.shutdown()
+    return runs.get_run(store, run_id).state in FINISHED
