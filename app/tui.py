@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
-from longrun.store import runs
+from longrun.store import lease, runs
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError
 from longrun.store.runs import RunView
@@ -72,30 +72,45 @@ class LongrunApp(App[None]):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="longrun-ui", description="The longrun dashboard.")
     parser.add_argument("--home", metavar="DIR", help="the store's directory")
-    parser.add_argument(
-        "--demo", action="store_true", help="start the demo run (a scripted model) and watch it"
-    )
+    parser.add_argument("--demo", action="store_true", help="start the demo run (a scripted model)")
+    parser.add_argument("--no-daemon", action="store_true", help="do not start a supervisor if none runs")
     args = parser.parse_args(argv)
     try:
         store = Store.open(args.home)
+        notes = [] if args.no_daemon else [ensure_supervisor(store)]
+        if args.demo:
+            from longrun.scheduler.control import prepare_demo, start
+
+            run = prepare_demo(store)
+            start(store, run.id, by="longrun-ui --demo")
+            notes.append(f"Demo run {run.id}: a SCRIPTED model (no network, no key) builds a small project.")
     except LongrunError as exc:
         print(f"longrun-ui: error: {exc.message}", file=sys.stderr)
         return 1
-    banner = None
-    if args.demo:
-        log = store.home / "logs" / "demo-ui.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            subprocess.Popen(
-                [sys.executable, "-m", "longrun.app.cli", "--home", str(store.home), "demo", "--headless"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        banner = "Demo: a scripted model (no network, no key) is building a small project. Watch it go."
-    LongrunApp(store, banner=banner).run()
+    LongrunApp(store, banner=" ".join(notes) or None).run()
     return 0
+
+
+def ensure_supervisor(store: Store) -> str:
+    """Start `longrun daemon` in the background when no live supervisor holds the lease.
+
+    The UI never schedules in its own process (every `textual serve` tab is a process of its
+    own); the daemon keeps the runs going after the UI closes.
+    """
+    current = lease.current(store)
+    if current is not None and current.alive():
+        return f"Supervisor running (pid {current.pid})."
+    log_path = store.home / "logs" / "daemon.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "longrun.app.cli", "daemon", "--home", str(store.home)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return f"Started the supervisor in the background (pid {proc.pid}); runs go on after you quit."
 
 
 if __name__ == "__main__":

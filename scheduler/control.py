@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
-from datetime import timedelta
 from pathlib import Path
 
 from longrun.scheduler import workspace as ws
@@ -115,7 +114,9 @@ def start(store: Store, ref: str, by: str | None = None) -> RunView:
     run, _, who = _transition(store, ref, "start", {RunState.draft}, by)
     with store.writing() as conn:
         runs.set_run_state(conn, run.id, RunState.scheduled, f"started by {who}")
-        runs.set_run_plan(conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason="started")
+        runs.set_run_plan(
+            conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason="started"
+        )
         log.append(conn, run.id, "started", {"by": who})
     return runs.get_run(store, run.id)
 
@@ -125,7 +126,9 @@ def resume(store: Store, ref: str, by: str | None = None) -> RunView:
     run, _, who = _transition(store, ref, "resume", {RunState.paused}, by)
     with store.writing() as conn:
         runs.set_run_state(conn, run.id, RunState.scheduled, f"resumed by {who}")
-        runs.set_run_plan(conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason="resumed")
+        runs.set_run_plan(
+            conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason="resumed"
+        )
         log.append(conn, run.id, "resumed", {"by": who})
     return runs.get_run(store, run.id)
 

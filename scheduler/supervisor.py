@@ -431,7 +431,9 @@ def _retry_at(store: Store, session: SessionView) -> datetime | None:
     return None
 
 
-FINISHED = frozenset({RunState.done, RunState.failed, RunState.paused, RunState.tripped, RunState.awaiting_approval})
+FINISHED = frozenset(
+    {RunState.done, RunState.failed, RunState.paused, RunState.tripped, RunState.awaiting_approval}
+)
 
 
 def supervise_until_finished(
