@@ -89,7 +89,7 @@ def run_document(store: Any, ref: str) -> dict[str, Any]:
     from longrun.store import runs
 
     run = runs.get_run(store, ref)
-    verdicts = runs.latest_verdicts(store, run.id)
+    verdicts = runs.latest_verdicts(store, run.id, [f["id"] for f in run.spec.get("features", [])])
     doc = run.to_json()
     doc["spec_path"] = run.spec_path
     doc["sessions"] = [s.to_json() for s in runs.list_sessions(store, run.id)]

@@ -26,6 +26,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, Insert, insert, text
+
 from longrun.bench.common import (
     BenchError,
     Benchmark,
@@ -43,7 +45,6 @@ from longrun.scheduler.context import build_resume_context, load_resume_inputs
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.models import Checkpoint, RunSession, RunState, SessionState, Verdict, iso, utcnow
-from sqlalchemy import Connection, Insert, insert, text
 
 STORE_DIR = "store"
 SMALL_RUN = "bench-small"

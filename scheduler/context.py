@@ -21,9 +21,10 @@ from longrun.store.runs import (
     CheckpointView,
     RunView,
     SessionView,
+    VerdictView,
     checkpoint_ancestors,
     get_session,
-    latest_verdicts,
+    verdicts_at,
 )
 
 CONTEXT_TOKEN_CAP = 16_000
@@ -175,15 +176,20 @@ def load_resume_inputs(
         commits.extend(cp.commits)
         if len(commits) >= RECENT_COMMITS:
             break
-    verdicts = latest_verdicts(store, run.id)
+    # Status and evidence come from the resumed line of history only (never from a branch that
+    # was rewound away), read from the bounded chain of ancestors already in hand.
+    by_checkpoint = verdicts_at(store, [cp.id for cp in chain])
+    newest: dict[str, VerdictView] = {}
+    for cp in chain:  # newest first
+        for verdict in reversed(by_checkpoint[cp.id]):
+            newest.setdefault(verdict.feature_id, verdict)
     features = []
     for f in spec.get("features", []):
-        v = verdicts.get(f["id"])
         status = checkpoint.features.get(f["id"], "unjudged") if checkpoint else "unjudged"
+        verdict = newest.get(f["id"])
         evidence = ""
-        if v is not None:
-            status = v.status
-            evidence = str(v.evidence.get("output_tail", "") or v.evidence.get("rationale", ""))
+        if verdict is not None and verdict.status != "pass":
+            evidence = str(verdict.evidence.get("output_tail") or verdict.evidence.get("rationale") or "")
         features.append(
             FeatureState(f["id"], f["description"], f.get("check"), f.get("rubric"), status, evidence)
         )

@@ -192,7 +192,10 @@ class Checkpoint(SQLModel, table=True):
 
 
 class Verdict(SQLModel, table=True):
-    __table_args__ = (Index("ix_verdict_run_feature", "run_id", "feature_id"),)
+    __table_args__ = (
+        Index("ix_verdict_run_feature", "run_id", "feature_id", "checkpoint_id", "id"),
+        Index("ix_verdict_checkpoint", "checkpoint_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="run.id")

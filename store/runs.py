@@ -691,18 +691,53 @@ def add_verdicts(store: Store, run_id: str, checkpoint_id: int, verdicts: list[V
         )
 
 
-def latest_verdicts(store: Store, run_id: str) -> dict[str, VerdictView]:
-    """Each feature's most recent verdict (by checkpoint, then time)."""
+def latest_verdicts(
+    store: Store, run_id: str, feature_ids: list[str] | None = None
+) -> dict[str, VerdictView]:
+    """Each feature's most recent verdict in the run (by checkpoint, then time).
+
+    One indexed look-up per feature, so it costs the same however many verdicts the run has.
+    """
+    with store.reading() as conn:
+        if feature_ids is None:
+            feature_ids = [
+                r[0]
+                for r in conn.execute(
+                    text("SELECT DISTINCT feature_id FROM verdict WHERE run_id = :run"), {"run": run_id}
+                ).all()
+            ]
+        out: dict[str, VerdictView] = {}
+        for feature_id in feature_ids:
+            row = conn.execute(
+                text(
+                    "SELECT feature_id, checkpoint_id, judge, status, evidence_json, created_at FROM verdict "
+                    "WHERE run_id = :run AND feature_id = :f ORDER BY checkpoint_id DESC, id DESC LIMIT 1"
+                ),
+                {"run": run_id, "f": feature_id},
+            ).first()
+            if row is not None:
+                out[feature_id] = _verdict_view(row)
+    return out
+
+
+def verdicts_at(store: Store, checkpoint_ids: list[int]) -> dict[int, list[VerdictView]]:
+    """The verdicts given at each of these checkpoints (a bounded set: one line of history)."""
+    if not checkpoint_ids:
+        return {}
+    marks = ",".join(f":c{i}" for i in range(len(checkpoint_ids)))
     with store.reading() as conn:
         rows = conn.execute(
             text(
-                "SELECT feature_id, checkpoint_id, judge, status, evidence_json, created_at FROM verdict v "
-                "WHERE run_id = :run AND id = (SELECT id FROM verdict w WHERE w.run_id = v.run_id "
-                "AND w.feature_id = v.feature_id ORDER BY checkpoint_id DESC, id DESC LIMIT 1)"
+                "SELECT feature_id, checkpoint_id, judge, status, evidence_json, created_at FROM verdict "
+                f"WHERE checkpoint_id IN ({marks}) ORDER BY id"
             ),
-            {"run": run_id},
+            {f"c{i}": c for i, c in enumerate(checkpoint_ids)},
         ).all()
-    return {
-        r[0]: VerdictView(r[0], r[1], r[2], r[3], json.loads(r[4]), datetime.fromisoformat(r[5]))
-        for r in rows
-    }
+    out: dict[int, list[VerdictView]] = {c: [] for c in checkpoint_ids}
+    for row in rows:
+        out[row[1]].append(_verdict_view(row))
+    return out
+
+
+def _verdict_view(row: Any) -> VerdictView:
+    return VerdictView(row[0], row[1], row[2], row[3], json.loads(row[4]), datetime.fromisoformat(row[5]))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from longrun.bench import append as append_bench
 from longrun.bench import rehydrate as rehydrate_bench
 from longrun.scheduler.context import CONTEXT_TOKEN_CAP
