@@ -146,6 +146,9 @@ class Script(_Strict):
 
     description: str = ""
     sessions: Annotated[list[ScriptSession], Field(min_length=1)]
+    after_last: Literal["fallback", "repeat"] = "fallback"
+    """What a conversation beyond the last session plays: one fallback text reply, or the last
+    session again (for scripts whose last session can finish the work from any state)."""
     _source: str = PrivateAttr(default="<script>")
 
     @property
@@ -422,13 +425,16 @@ class ScriptPlayer:
             conversation.served += 1
             previous = conversation.previous_total
         pick = _Pick(conversation, Turn(text=FALLBACK_TEXT), "fallback", number, previous)
-        if conversation.session >= len(self.script.sessions):
-            return pick
-        session = self.script.sessions[conversation.session]
+        index_of_session = conversation.session
+        if index_of_session >= len(self.script.sessions):
+            if self.script.after_last != "repeat":
+                return pick
+            index_of_session = len(self.script.sessions) - 1
+        session = self.script.sessions[index_of_session]
         index = number % len(session.turns) if session.loop else number
         if index < len(session.turns):
             pick.turn = session.turns[index]
-            pick.label = f"{conversation.session + 1}.{index + 1}"
+            pick.label = f"{index_of_session + 1}.{index + 1}"
         return pick
 
     def answer_message(self, request: Mapping[str, Any]) -> Reply:

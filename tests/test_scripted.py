@@ -422,10 +422,10 @@ def feature_results(workspace: Path) -> dict[str, bool]:
 
 def test_demo_script_builds_textstats_in_two_sessions(tmp_path: Path) -> None:
     script = load_script("demo")
-    assert len(script.sessions) == 2
-    assert 0 < sum(turn.delay for session in script.sessions for turn in session.turns) <= 5
+    assert len(script.sessions) == 3 and script.after_last == "repeat"
+    assert 0 < sum(turn.delay for turn in script.sessions[0].turns + script.sessions[1].turns) <= 5
     workspace = write_demo_project(tmp_path / "demo").parent / "workspace"
-    first, second = script.sessions
+    first, second, _ = script.sessions
 
     apply_file_operations(workspace, first.turns)
     assert feature_results(workspace) == {"word_count": True, "top_words": False, "reading_time": False}
@@ -438,3 +438,26 @@ def test_demo_script_builds_textstats_in_two_sessions(tmp_path: Path) -> None:
         assert session.turns[-1].text and not session.turns[-1].calls()  # each session ends in text
         commands = [call.input.get("command", "") for turn in session.turns for call in turn.calls()]
         assert any("git commit" in command for command in commands)
+
+
+def test_the_demo_scripts_recovery_session_finishes_from_any_state(tmp_path: Path) -> None:
+    """Session 3 (and every later one) finishes the work even when earlier sessions were lost."""
+    recovery = load_script("demo").sessions[2]
+    for lost in (0, 1):  # nothing was written, or only session 1's work survived
+        workspace = write_demo_project(tmp_path / f"demo{lost}").parent / "workspace"
+        if lost:
+            apply_file_operations(workspace, load_script("demo").sessions[0].turns)
+        apply_file_operations(workspace, recovery.turns)
+        assert feature_results(workspace) == {"word_count": True, "top_words": True, "reading_time": True}
+
+
+def test_after_last_repeat_plays_the_last_session_again() -> None:
+    script = script_from_data(
+        {"after_last": "repeat", "sessions": [{"turns": [{"text": "one"}]}, {"turns": [{"text": "last"}]}]}
+    )
+    with ScriptedModelServer(script, first_session=5) as server:
+        client = anthropic.Anthropic(api_key="k", base_url=server.base_url, max_retries=0)
+        reply = client.messages.create(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": "a new conversation"}]
+        )
+    assert reply.content[0].text == "last"
