@@ -6,6 +6,7 @@ are real processes, and the model is the scripted server behind the real SDK.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -374,3 +375,30 @@ def test_control_verbs_validate_the_state_and_write_events(store: Store, write_s
     control.stop(store, run.id, by="bob")
     kinds = [(e.kind, e.data.get("by")) for e in log.read_events(store, run.id) if "by" in e.data]
     assert kinds == [("started", "ada"), ("paused", "ada"), ("resumed", "bob"), ("stopped", "bob")]
+
+
+def test_kill_9_of_daemon_and_sessions_at_random_points_still_ends_done(
+    store: Store, home: Path, daemons, tmp_path: Path
+) -> None:
+    """The demo, with its daemon (and, mostly, its running session) killed -9 three times."""
+    import random
+
+    from longrun.scheduler.demo import write_demo_project
+
+    rng = random.Random(20261121)
+    run = create_run_from_file(store, write_demo_project(tmp_path / "demo"), ["schedule.cooldown=1s"])
+    control.start(store, run.id)
+    daemon = daemons()
+    for _ in range(3):
+        time.sleep(rng.uniform(1.0, 5.0))
+        if _state(store, run.id) == "done":
+            break
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        for s in runs.live_sessions(store):
+            if s.pid and rng.random() < 0.8:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(s.pid, signal.SIGKILL)
+        daemon = daemons()
+    _wait_for(lambda: _state(store, run.id) == "done", 180, "the run to finish after the kills")
+    _assert_whole_history(store, run.id)
