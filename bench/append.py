@@ -35,7 +35,6 @@ from longrun.bench.common import (
 )
 from longrun.store import log, runs
 from longrun.store.db import BUSY_TIMEOUT_MS, Store
-from longrun.store.models import iso, utcnow
 
 LONGRUN_DIR = "longrun"
 SQLITE_DIR = "sqlite3"
@@ -134,27 +133,8 @@ def _open_sqlite(path: Path, store: Store, run_ids: list[str]) -> sqlite3.Connec
 
 def _baseline_rows(run_id: str, session_id: int, count: int) -> list[Row]:
     """The rows the baseline inserts: the same payloads, serialised and hash-chained beforehand."""
-    rows: list[Row] = []
-    prev = log.GENESIS
-    for i in range(count):
-        kind, data = sample_event(i)
-        stamp = iso(utcnow())
-        payload = log.canonical_json(data)
-        digest = log.event_hash(prev, run_id, i + 1, stamp, session_id, kind, payload)
-        rows.append(
-            {
-                "run_id": run_id,
-                "seq": i + 1,
-                "session_id": session_id,
-                "ts": stamp,
-                "kind": kind,
-                "data": payload,
-                "prev_hash": prev,
-                "hash": digest,
-            }
-        )
-        prev = digest
-    return rows
+    items = [(*sample_event(i), session_id, None) for i in range(count)]
+    return log.chain_rows(run_id, 0, log.GENESIS, items)
 
 
 def _chunks(total: int, parts: int) -> list[range]:

@@ -195,51 +195,33 @@ def _observed(
             raise ToolError("not run: this session is stopping")
         decision = hooks.tool_policy(tool.name, kwargs)
         report.event("tool_call", {"tool": tool.name, "input": kwargs, "decision": str(decision)})
-        if decision is not ToolDecision.allow:
-            report.event(
-                "tool_result", {"tool": tool.name, "is_error": True, "output": f"{decision} by policy"}
-            )
-            hooks.after_tool(tool.name, True)
-            raise ToolError(f"not run: the call was refused by the run's approval policy ({decision})")
         started = time.monotonic()
-        try:
-            result = await tool.call(kwargs)
-        except ToolError as exc:
-            output = _tool_text(exc.content) if hasattr(exc, "content") else str(exc)
+
+        def finished(is_error: bool, output: str) -> None:
             report.event(
                 "tool_result",
                 {
                     "tool": tool.name,
-                    "is_error": True,
+                    "is_error": is_error,
                     "output": _tail(output),
                     "duration_ms": int((time.monotonic() - started) * 1000),
                 },
             )
-            hooks.after_tool(tool.name, True)
+            hooks.after_tool(tool.name, is_error)
+
+        if decision is not ToolDecision.allow:
+            finished(True, f"{decision} by policy")
+            raise ToolError(f"not run: the call was refused by the run's approval policy ({decision})")
+        try:
+            result = await tool.call(kwargs)
+        except ToolError as exc:
+            output = _tool_text(exc.content)
+            finished(True, output)
             raise ToolError(_with_notice(output, hooks)) from None
         except Exception as exc:  # the SDK would turn it into an error result; record it first
-            report.event(
-                "tool_result",
-                {
-                    "tool": tool.name,
-                    "is_error": True,
-                    "output": f"{type(exc).__name__}: {exc}",
-                    "duration_ms": int((time.monotonic() - started) * 1000),
-                },
-            )
-            hooks.after_tool(tool.name, True)
+            finished(True, f"{type(exc).__name__}: {exc}")
             raise
-        text = _tool_text(result)
-        report.event(
-            "tool_result",
-            {
-                "tool": tool.name,
-                "is_error": False,
-                "output": _tail(text),
-                "duration_ms": int((time.monotonic() - started) * 1000),
-            },
-        )
-        hooks.after_tool(tool.name, False)
+        finished(False, _tool_text(result))
         notice = hooks.wrap_up_notice()
         if notice and isinstance(result, str):
             return f"{result}\n\n{notice}"

@@ -112,24 +112,20 @@ def _transition(
 def start(store: Store, ref: str, by: str | None = None) -> RunView:
     """Hand a run to the supervisor: its sessions start on its schedule."""
     run, _, who = _transition(store, ref, "start", {RunState.draft}, by)
-    with store.writing() as conn:
-        runs.set_run_state(conn, run.id, RunState.scheduled, f"started by {who}")
-        runs.set_run_plan(
-            conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason="started"
-        )
-        log.append(conn, run.id, "started", {"by": who})
-    return runs.get_run(store, run.id)
+    return _hand_to_supervisor(store, run, "started", who)
 
 
 def resume(store: Store, ref: str, by: str | None = None) -> RunView:
     """Let a paused run go on: its next session starts on its schedule."""
     run, _, who = _transition(store, ref, "resume", {RunState.paused}, by)
+    return _hand_to_supervisor(store, run, "resumed", who)
+
+
+def _hand_to_supervisor(store: Store, run: RunView, verb: str, who: str) -> RunView:
     with store.writing() as conn:
-        runs.set_run_state(conn, run.id, RunState.scheduled, f"resumed by {who}")
-        runs.set_run_plan(
-            conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason="resumed"
-        )
-        log.append(conn, run.id, "resumed", {"by": who})
+        runs.set_run_state(conn, run.id, RunState.scheduled, f"{verb} by {who}")
+        runs.set_run_plan(conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason=verb)
+        log.append(conn, run.id, verb, {"by": who})
     return runs.get_run(store, run.id)
 
 

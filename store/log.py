@@ -86,7 +86,21 @@ def append_many(
     """
     head = conn.execute(_HEAD, {"run": run_id}).first()
     seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+    rows = chain_rows(run_id, seq, prev, items)
+    seq += len(rows)
+    conn.execute(_INSERT, rows)
+    return seq
+
+
+def chain_rows(
+    run_id: str,
+    last_seq: int,
+    last_hash: str,
+    items: list[tuple[str, dict[str, Any], int | None, datetime | None]],
+) -> list[dict[str, Any]]:
+    """Event rows (kind, data, session_id, ts) chained after the event `last_seq` with `last_hash`."""
     rows = []
+    seq, prev = last_seq, last_hash
     for kind, data, session_id, ts in items:
         seq += 1
         stamp = iso(ts or utcnow())
@@ -105,8 +119,7 @@ def append_many(
             }
         )
         prev = digest
-    conn.execute(_INSERT, rows)
-    return seq
+    return rows
 
 
 def record(
