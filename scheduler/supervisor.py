@@ -275,6 +275,14 @@ class Supervisor:
                 log.append(conn, run.id, "run_done", {"checkpoint_id": run.head_checkpoint_id})
             elif run.state not in ACTIVE:
                 pass  # paused or stopped while the session ran: no next session
+            elif session.end_reason in PAUSING_ENDS:
+                # Another session would end the same way at once: wait for a person instead of spinning.
+                detail = _end_detail(self.store, session)
+                reason = f"session {session.n} ended on {session.end_reason}: {detail}"
+                runs.set_run_state(conn, run.id, RunState.paused, reason)
+                log.append(
+                    conn, run.id, "paused", {"by": "supervisor", "reason": reason}, session_id=session.id
+                )
             elif retry_at is not None and not spec.schedule.resume_after_limit:
                 reason = f"usage limit hit; it resets at {retry_at.isoformat()} (resume_after_limit = false)"
                 runs.set_run_state(conn, run.id, RunState.paused, reason)
@@ -419,6 +427,17 @@ class Supervisor:
                 runs.set_run_plan(
                     conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason=None
                 )
+
+
+PAUSING_ENDS = frozenset({"budget", "error"})
+"""Session ends that the next session would repeat (no budget left, a missing key): the run pauses."""
+
+
+def _end_detail(store: Store, session: SessionView) -> str:
+    for event in reversed(log.read_events(store, session.run_id, kinds=["session_ended"])):
+        if event.session_id == session.id:
+            return str(event.data.get("detail") or "")
+    return ""
 
 
 def _retry_at(store: Store, session: SessionView) -> datetime | None:

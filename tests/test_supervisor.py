@@ -402,3 +402,23 @@ def test_kill_9_of_daemon_and_sessions_at_random_points_still_ends_done(
         daemon = daemons()
     _wait_for(lambda: _state(store, run.id) == "done", 180, "the run to finish after the kills")
     _assert_whole_history(store, run.id)
+
+
+def test_a_session_that_ends_on_the_budget_pauses_the_run_instead_of_spinning(
+    store: Store, write_spec
+) -> None:
+    turns = [
+        {
+            "tool": "bash",
+            "input": {"command": f"echo {i}"},
+            "usage": {"input_tokens": 3000, "output_tokens": 400},
+        }
+        for i in range(30)
+    ]
+    run = create_run_from_file(store, _spec(write_spec, [turns, turns], budget="usd = 0.04"))
+    control.start(store, run.id)
+    assert supervise_until_finished(store, run.id, timeout_s=60, config=FAST)
+    final = runs.get_run(store, run.id)
+    assert final.state == "paused" and "budget" in (final.state_reason or "")
+    assert len(runs.list_sessions(store, run.id)) == 1
+    assert final.spent_usd <= 0.04
