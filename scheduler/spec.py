@@ -44,7 +44,10 @@ from pydantic import (
 from longrun.store.errors import SpecError
 
 __all__ = [
+    "BreakersSpec",
     "BudgetSpec",
+    "NotifySpec",
+    "PriceSpec",
     "FeatureSpec",
     "RunSpec",
     "ScheduleSpec",
@@ -473,6 +476,23 @@ class BudgetSpec(_Table):
         gt=0,
         allow_inf_nan=False,
     )
+    per_day_usd: StrictFloat | None = _key(
+        None,
+        kind="a number",
+        expected="a number greater than 0",
+        meaning="hard cap on the run's model spend in one UTC day, in US dollars",
+        gt=0,
+        allow_inf_nan=False,
+    )
+    warn_at: StrictFloat = _key(
+        0.8,
+        kind="a number",
+        expected="a fraction between 0 and 1",
+        meaning="write a warning (and notify) when this fraction of a cap is spent",
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+    )
 
     @model_validator(mode="after")
     def _session_within_run(self) -> BudgetSpec:
@@ -483,6 +503,77 @@ class BudgetSpec(_Table):
                 at=("per_session_usd",),
             )
         return self
+
+
+class BreakersSpec(_Table):
+    """`[breakers]`: circuit breakers that stop a run on a bad pattern long before a cap."""
+
+    no_progress_sessions: StrictInt = _key(
+        3,
+        kind="an integer",
+        expected="an integer of at least 1",
+        meaning="trip after this many sessions in a row in which no feature went from failing to passing",
+        ge=1,
+    )
+    consecutive_failures: StrictInt = _key(
+        3,
+        kind="an integer",
+        expected="an integer of at least 1",
+        meaning="trip after this many failed sessions in a row (crashed, timed out with no handoff, error)",
+        ge=1,
+    )
+    same_error_repeats: StrictInt = _key(
+        5,
+        kind="an integer",
+        expected="an integer of at least 2",
+        meaning="trip when the same tool error comes back this many times in a row",
+        ge=2,
+    )
+    max_usd_per_hour: StrictFloat | None = _key(
+        10.0,
+        kind="a number",
+        expected="a number greater than 0",
+        meaning="trip when the run spends more than this in any sliding hour",
+        gt=0,
+        allow_inf_nan=False,
+    )
+    api_errors: StrictInt = _key(
+        10,
+        kind="an integer",
+        expected="an integer of at least 1",
+        meaning="trip after this many 429/5xx answers within api_errors_window",
+        ge=1,
+    )
+    api_errors_window: PositiveDuration = _key(
+        timedelta(minutes=10),
+        kind="a duration",
+        meaning="the window api_errors counts in",
+    )
+
+
+class NotifySpec(_Table):
+    """`[notify]`: where warnings, budget stops and trips are sent, besides the event log."""
+
+    webhook_url: StrictStr | None = _key(
+        None,
+        kind="a string",
+        expected="an http:// or https:// URL",
+        meaning="POST a small JSON body here on a budget warning, a budget stop or a breaker trip",
+        pattern=r"^https?://\S+$",
+    )
+
+
+class PriceSpec(_Table):
+    """One model's prices in USD per million tokens (for `[pricing."model-name"]`)."""
+
+    input: StrictFloat = _key(kind="a number", expected="a number of at least 0", meaning="input", ge=0)
+    output: StrictFloat = _key(kind="a number", expected="a number of at least 0", meaning="output", ge=0)
+    cache_write: StrictFloat | None = _key(
+        None, kind="a number", expected="a number of at least 0", meaning="cache writes", ge=0
+    )
+    cache_read: StrictFloat | None = _key(
+        None, kind="a number", expected="a number of at least 0", meaning="cache reads", ge=0
+    )
 
 
 class FeatureSpec(_Table):
@@ -554,6 +645,13 @@ class RunSpec(_Table):
     session: SessionSpec = _key(factory=SessionSpec, kind="a table", meaning="how long each session runs")
     budget: BudgetSpec = _key(factory=BudgetSpec, kind="a table", meaning="hard spending caps")
     schedule: ScheduleSpec = _key(factory=ScheduleSpec, kind="a table", meaning="when sessions start")
+    breakers: BreakersSpec = _key(factory=BreakersSpec, kind="a table", meaning="circuit breakers")
+    notify: NotifySpec = _key(factory=NotifySpec, kind="a table", meaning="where notifications go")
+    pricing: dict[str, PriceSpec] = _key(
+        factory=dict,
+        kind="a table",
+        meaning="prices for models, overriding longrun's table (USD per million tokens)",
+    )
     features: tuple[FeatureSpec, ...] = _key(
         (),
         kind="an array of tables ([[features]])",
