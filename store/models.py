@@ -159,7 +159,10 @@ class RunSession(SQLModel, table=True):
 class Event(SQLModel, table=True):
     """One row of the append-only log; `hash` chains it to the run's previous event."""
 
-    __table_args__ = (UniqueConstraint("run_id", "seq"), Index("ix_event_run_kind", "run_id", "kind"))
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq"),
+        Index("ix_event_run_kind_ts", "run_id", "kind", "ts"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="run.id")
@@ -220,6 +223,30 @@ class Approval(SQLModel, table=True):
     decided_by: str | None = None
     decided_at: datetime | None = _ts(nullable=True)
     comment: str | None = None
+
+
+class SpendDay(SQLModel, table=True):
+    """A run's spend in one UTC day, kept in the same transaction as the model-call events."""
+
+    __tablename__ = "spend_day"
+
+    run_id: str = Field(foreign_key="run.id", primary_key=True)
+    day: str = Field(primary_key=True)
+    spent_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+
+class Breaker(SQLModel, table=True):
+    """One circuit breaker of a run: closed, open (tripped) or half-open (one trial session)."""
+
+    run_id: str = Field(foreign_key="run.id", primary_key=True)
+    name: str = Field(primary_key=True)
+    state: str = "closed"
+    tripped_at: datetime | None = _ts(nullable=True)
+    reason: str | None = None
 
 
 class Lease(SQLModel, table=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, text
@@ -536,13 +536,50 @@ def _session_row(db: Session, session_id: int) -> RunSession:
     return row
 
 
-def add_usage(conn: Connection, run_id: str, session_id: int | None, usage: Usage) -> None:
-    """Add a model call's usage to the run's and the session's totals (in the caller's transaction)."""
+def add_usage(
+    conn: Connection, run_id: str, session_id: int | None, usage: Usage, at: datetime | None = None
+) -> None:
+    """Add a model call's usage to the run's, the session's and the day's totals, in the caller's
+    transaction (the one that appends the call's event), so the log and the totals never drift."""
     params = {k: getattr(usage, k) for k in TOKEN_KINDS} | {"usd": usage.usd}
     assignments = ", ".join(f"{k} = {k} + :{k}" for k in TOKEN_KINDS) + ", spent_usd = spent_usd + :usd"
     conn.execute(text(f"UPDATE run SET {assignments} WHERE id = :id"), params | {"id": run_id})
     if session_id is not None:
         conn.execute(text(f"UPDATE session SET {assignments} WHERE id = :id"), params | {"id": session_id})
+    day = utc_day(at or utcnow())
+    conn.execute(
+        text("INSERT OR IGNORE INTO spend_day (run_id, day) VALUES (:run, :day)"), {"run": run_id, "day": day}
+    )
+    conn.execute(
+        text(f"UPDATE spend_day SET {assignments} WHERE run_id = :run AND day = :day"),
+        params | {"run": run_id, "day": day},
+    )
+
+
+def utc_day(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def day_usage(store: Store, run_id: str, day: str) -> Usage:
+    with store.reading() as conn:
+        row = conn.execute(
+            text(
+                "SELECT input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, spent_usd "
+                "FROM spend_day WHERE run_id = :run AND day = :day"
+            ),
+            {"run": run_id, "day": day},
+        ).first()
+    return Usage(*row) if row else Usage()
+
+
+def spent_since(store: Store, run_id: str, since: datetime) -> float:
+    """USD of the run's model calls since `since` (for the spend-rate breaker), from the log."""
+    with store.reading() as conn:
+        rows = conn.execute(
+            text("SELECT data FROM event WHERE run_id = :run AND kind = 'model_call' AND ts >= :since"),
+            {"run": run_id, "since": iso(since)},
+        ).all()
+    return sum(json.loads(r[0]).get("usage", {}).get("usd", 0.0) for r in rows)
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -741,3 +778,152 @@ def verdicts_at(store: Store, checkpoint_ids: list[int]) -> dict[int, list[Verdi
 
 def _verdict_view(row: Any) -> VerdictView:
     return VerdictView(row[0], row[1], row[2], row[3], json.loads(row[4]), datetime.fromisoformat(row[5]))
+
+
+# --- approvals and breakers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    id: int
+    run_id: str
+    session_id: int | None
+    kind: str
+    state: str
+    request: dict[str, Any]
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "session_id": self.session_id,
+            "kind": self.kind,
+            "state": self.state,
+            "request": self.request,
+            "requested_at": iso(self.requested_at),
+            "decided_by": self.decided_by,
+            "decided_at": iso(self.decided_at) if self.decided_at else None,
+            "comment": self.comment,
+        }
+
+
+def add_approval(
+    conn: Connection, run_id: str, kind: str, request: dict[str, Any], session_id: int | None = None
+) -> int:
+    """A pending approval, with its event, in the caller's transaction; returns its id."""
+    now = utcnow()
+    result = conn.execute(
+        text(
+            "INSERT INTO approval (run_id, session_id, kind, state, request_json, requested_at) "
+            "VALUES (:run, :session, :kind, 'pending', :request, :now)"
+        ),
+        {
+            "run": run_id,
+            "session": session_id,
+            "kind": kind,
+            "request": log.canonical_json(request),
+            "now": iso(now),
+        },
+    )
+    approval_id = int(result.lastrowid or 0)
+    log.append(
+        conn,
+        run_id,
+        "approval_requested",
+        {"approval_id": approval_id, "kind": kind, "request": request},
+        session_id=session_id,
+    )
+    return approval_id
+
+
+def list_approvals(store: Store, run_id: str | None = None, state: str | None = None) -> list[ApprovalView]:
+    sql = (
+        "SELECT id, run_id, session_id, kind, state, request_json, requested_at, decided_by, decided_at, "
+        "comment FROM approval WHERE 1=1"
+    )
+    params: dict[str, Any] = {}
+    if run_id is not None:
+        sql += " AND run_id = :run"
+        params["run"] = run_id
+    if state is not None:
+        sql += " AND state = :state"
+        params["state"] = state
+    with store.reading() as conn:
+        rows = conn.execute(text(sql + " ORDER BY id"), params).all()
+    return [
+        ApprovalView(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            json.loads(r[5]),
+            datetime.fromisoformat(r[6]),
+            r[7],
+            datetime.fromisoformat(r[8]) if r[8] else None,
+            r[9],
+        )
+        for r in rows
+    ]
+
+
+def decide_approval(conn: Connection, approval_id: int, state: str, by: str, comment: str | None) -> bool:
+    """Decide a pending approval once; False when it was no longer pending (the first decision wins)."""
+    result = conn.execute(
+        text(
+            "UPDATE approval SET state = :state, decided_by = :by, decided_at = :now, comment = :comment "
+            "WHERE id = :id AND state = 'pending'"
+        ),
+        {"state": state, "by": by, "now": iso(utcnow()), "comment": comment, "id": approval_id},
+    )
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class BreakerView:
+    name: str
+    state: str
+    tripped_at: datetime | None
+    reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "tripped_at": iso(self.tripped_at) if self.tripped_at else None,
+            "reason": self.reason,
+        }
+
+
+def breakers(store: Store, run_id: str) -> dict[str, BreakerView]:
+    """The run's breakers that ever left `closed` (any other is closed)."""
+    with store.reading() as conn:
+        rows = conn.execute(
+            text("SELECT name, state, tripped_at, reason FROM breaker WHERE run_id = :run"), {"run": run_id}
+        ).all()
+    return {r[0]: BreakerView(r[0], r[1], datetime.fromisoformat(r[2]) if r[2] else None, r[3]) for r in rows}
+
+
+def set_breaker(conn: Connection, run_id: str, name: str, state: str, reason: str | None = None) -> None:
+    tripped = iso(utcnow()) if state == "open" else None
+    conn.execute(
+        text(
+            "INSERT INTO breaker (run_id, name, state, tripped_at, reason) "
+            "VALUES (:run, :name, :state, :t, :r) "
+            "ON CONFLICT (run_id, name) DO UPDATE SET state = :state, "
+            "tripped_at = COALESCE(:t, tripped_at), reason = COALESCE(:r, reason)"
+        ),
+        {"run": run_id, "name": name, "state": state, "t": tripped, "r": reason},
+    )
+
+
+def set_run_spec(conn: Connection, run_id: str, spec: dict[str, Any]) -> None:
+    """Replace the run's stored spec (a budget raise); the caller writes the event saying why."""
+    conn.execute(
+        text("UPDATE run SET spec_json = :spec, updated_at = :t WHERE id = :id"),
+        {"spec": log.canonical_json(spec), "t": iso(utcnow()), "id": run_id},
+    )
