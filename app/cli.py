@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from longrun.store.errors import LongrunError
+from longrun.store.errors import LongrunError, SpecError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -439,6 +439,66 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budget(args: argparse.Namespace) -> int:
+    from longrun.scheduler import control
+
+    store = _store(args)
+    setting = args.words[0] == "set"
+    if len(args.words) != (2 if setting else 1):
+        raise SpecError("usage: longrun budget RUN [--json] | longrun budget set RUN --usd N …")
+    args.run = args.words[-1]
+    if setting:
+        caps = {
+            k: v
+            for k, v in (
+                ("usd", args.usd),
+                ("tokens", args.tokens),
+                ("per_session_usd", args.per_session_usd),
+                ("per_day_usd", args.per_day_usd),
+            )
+            if v is not None
+        }
+        if not caps:
+            raise SpecError(
+                "budget set: give at least one of --usd, --tokens, --per-session-usd, --per-day-usd"
+            )
+        run = control.set_budget(store, args.run, caps, by=args.by, comment=args.comment)
+        print(f"{run.name} ({run.id}) budget now {run.spec['budget']}; the run is {run.state}")
+        return 0
+    doc = control.budget_document(store, args.run)
+    if args.json:
+        _print_json(doc)
+        return 0
+    print(
+        f"{doc['run_id']}  {doc['state']}  spent ${doc['spent_usd']:.4f}  today ${doc['today_usd']:.4f}  "
+        f"last hour ${doc['last_hour_usd']:.4f}  (warn at {doc['warn_at']:.0%})"
+    )
+    if doc["caps"]:
+        _table(
+            [
+                [c["cap"], f"{c['limit']:g}", f"{c['spent']:.4f}", f"{c['left']:.4f}", f"{c['fraction']:.0%}"]
+                for c in doc["caps"]
+            ],
+            ["CAP", "LIMIT", "SPENT", "LEFT", "USED"],
+        )
+    else:
+        print("no caps set")
+    _table(
+        [[b["name"], str(b["limit"]), b["state"], b["reason"] or ""] for b in doc["breakers"]],
+        ["BREAKER", "LIMIT", "STATE", "REASON"],
+    )
+    return 0
+
+
+def cmd_breaker_reset(args: argparse.Namespace) -> int:
+    from longrun.scheduler import control
+
+    store = _store(args)
+    run = control.reset_breaker(store, args.run, args.name, by=args.by, comment=args.comment)
+    print(f"breaker {args.name} of {run.name} ({run.id}) is half-open; the run is {run.state}")
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -510,6 +570,16 @@ def build_parser() -> argparse.ArgumentParser:
         "the supervisor and each active run: what runs, what comes next and why",
         json_flag,
     )
+    p = add(
+        "budget", cmd_budget, "a run's caps, spend and breakers; `budget set RUN …` changes caps", json_flag
+    )
+    p.add_argument("words", nargs="+", metavar="[set] RUN", help="RUN to show it, or set RUN to change caps")
+    p.add_argument("--usd", type=float, help="new cap on the run's spend")
+    p.add_argument("--tokens", type=int, help="new cap on the run's tokens")
+    p.add_argument("--per-session-usd", type=float, help="new cap on one session's spend")
+    p.add_argument("--per-day-usd", type=float, help="new cap on one day's spend")
+    p.add_argument("--by", metavar="NAME", help="who decides (default: your user name)")
+    p.add_argument("--comment", help="why")
 
     session = sub.add_parser("session", help="run sessions", parents=[common])
     session_sub = session.add_subparsers(dest="session_command", required=True, parser_class=_Parser)

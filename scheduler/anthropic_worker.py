@@ -207,7 +207,7 @@ def _observed(
                     "duration_ms": int((time.monotonic() - started) * 1000),
                 },
             )
-            hooks.after_tool(tool.name, is_error)
+            hooks.after_tool(tool.name, is_error, output)
 
         if decision is not ToolDecision.allow:
             finished(True, f"{decision} by policy")

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from longrun.scheduler.spec import RunSpec
 from longrun.store.errors import SpecError
 from longrun.store.runs import Usage
 
@@ -82,3 +83,19 @@ def load_prices(home: Path | None = None) -> PriceTable:
             raise SpecError(f"{override}: not valid TOML: {exc}") from None
         table = PriceTable(extra.checked or table.checked, table.prices | extra.prices)
     return table
+
+
+def prices_for(spec: RunSpec, home: Path | None) -> PriceTable:
+    """The prices a run is charged at: longrun's table, the store's override, then the spec's own."""
+    table = load_prices(home)
+    own = {
+        model: Price(
+            model,
+            p.input,
+            p.output,
+            p.cache_write if p.cache_write is not None else p.input * 1.25,
+            p.cache_read if p.cache_read is not None else p.input * 0.1,
+        )
+        for model, p in spec.pricing.items()
+    }
+    return PriceTable(table.checked, table.prices | own) if own else table

@@ -456,6 +456,10 @@ class ScriptPlayer:
             usage["output_tokens"] = _output_tokens(turn)
             if turn.usage is not None:
                 usage.update(turn.usage.model_dump(exclude_none=True))
+            limit = request.get("max_tokens")
+            if isinstance(limit, int) and usage["output_tokens"] > limit:
+                # As the API does: a reply never has more output than max_tokens allowed.
+                usage["output_tokens"] = limit
             message = self._message(request, turn, stem, usage)
             reply = Reply(200, {"request-id": request_id, "content-type": "application/json"}, body=message)
             if request.get("stream") is True:

@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from longrun.scheduler import workspace as ws
 from longrun.scheduler.anthropic_worker import AnthropicWorker
+from longrun.scheduler.breakers import SameErrorWatch, Trip, threshold
+from longrun.scheduler.budget import Spent, caps_left, crossed_warnings, fit_call
 from longrun.scheduler.context import build_resume_context, context_digest, load_resume_inputs
-from longrun.scheduler.pricing import PriceTable, load_prices
+from longrun.scheduler.notify import Notifier
+from longrun.scheduler.pricing import PriceTable, prices_for
 from longrun.scheduler.scripted import ScriptedModelServer, load_script
-from longrun.scheduler.spec import RunSpec
+from longrun.scheduler.spec import RunSpec, format_duration
 from longrun.scheduler.worker import (
     EndReason,
     ModelCall,
@@ -37,7 +40,8 @@ from longrun.store.models import SessionState, utcnow
 from longrun.store.runs import CheckpointView, RunView, SessionView, Usage
 
 HEARTBEAT_SECONDS = 2.0
-MIN_USEFUL_MAX_TOKENS = 256
+API_OVERHEAD_TOKENS = 1024
+"""Tokens the API may add to a request by itself (the tool-use system prompt), for the first bound."""
 
 
 class Harness:
@@ -53,6 +57,12 @@ class Harness:
         if price is None:
             raise LongrunError(f"no price for model {spec.worker.model!r} (add it to pricing.toml)")
         self.price = price
+        self.notifier = Notifier(spec.notify.webhook_url)
+        self.budget_cap: str | None = None
+        """The cap that ended the session, when one did."""
+        self.tripped: Trip | None = None
+        self.same_errors = SameErrorWatch()
+        self.half_open = {name for name, b in runs.breakers(store, run.id).items() if b.state == "half_open"}
         self.stop_requested = False
         self.wrap_up_sent = False
         self.calls_since_checkpoint = 0
@@ -64,6 +74,38 @@ class Harness:
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         log.record(self.store, self.run.id, kind, data, session_id=self.session.id)
+        if kind == "api_error":
+            window = self.spec.breakers.api_errors_window
+            count = runs.count_events_since(self.store, self.run.id, "api_error", utcnow() - window)
+            if count >= threshold(self.spec.breakers.api_errors, "api_errors" in self.half_open):
+                self.trip(
+                    Trip(
+                        "api_errors",
+                        {
+                            "errors": count,
+                            "limit": self.spec.breakers.api_errors,
+                            "window": format_duration(window),
+                        },
+                    )
+                )
+
+    def trip(self, trip: Trip) -> None:
+        """Open a breaker: record it, notify, and end the session at its next step."""
+        if self.tripped is not None:
+            return
+        self.tripped = trip
+        self.stop_requested = True
+        with self.store.writing() as conn:
+            runs.set_breaker(conn, self.run.id, trip.name, "open", trip.reason)
+            log.append(
+                conn,
+                self.run.id,
+                "breaker_tripped",
+                {"breaker": trip.name, **trip.numbers},
+                session_id=self.session.id,
+            )
+        numbers = {"breaker": trip.name, **trip.numbers}
+        self.notifier.send("breaker_tripped", self.run.id, self.run.name, numbers)
 
     def model_call(self, call: ModelCall) -> Usage:
         usage = self.price.usage(
@@ -80,9 +122,26 @@ class Harness:
             "tool_calls": call.tool_calls,
             "usage": usage.to_json(),
         }
+        before = caps_left(self.spec.budget, self.spent())
         with self.store.writing() as conn:
             log.append(conn, self.run.id, "model_call", data, session_id=self.session.id)
             runs.add_usage(conn, self.run.id, self.session.id, usage)
+        rate_cap = self.spec.breakers.max_usd_per_hour
+        if rate_cap is not None:
+            hour = runs.spent_since(self.store, self.run.id, utcnow() - timedelta(hours=1))
+            if hour > rate_cap:
+                self.trip(Trip("max_usd_per_hour", {"usd_last_hour": round(hour, 6), "limit": rate_cap}))
+        for cap in crossed_warnings(
+            before, caps_left(self.spec.budget, self.spent()), self.spec.budget.warn_at
+        ):
+            numbers = {
+                "cap": cap.name,
+                "limit": cap.limit,
+                "spent": round(cap.spent, 6),
+                "warn_at": self.spec.budget.warn_at,
+            }
+            self.event("budget_warning", numbers)
+            self.notifier.send("budget_warning", self.run.id, self.run.name, numbers)
         if self.last_input_bound is not None:
             self.last_input_bound = (
                 call.input_tokens + call.cache_write_tokens + call.cache_read_tokens,
@@ -92,50 +151,45 @@ class Harness:
 
     # --- hooks ------------------------------------------------------------------------------
 
+    def spent(self) -> Spent:
+        run = runs.get_run(self.store, self.run.id)
+        session = runs.get_session(self.store, self.session.id)
+        return Spent(
+            run.usage, session.usage, runs.day_usage(self.store, self.run.id, runs.utc_day(utcnow()))
+        )
+
     def check_call(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Refuse or shrink a call whose worst case does not fit in what is left of a cap."""
+        """Refuse or shrink a call whose worst case does not fit in what is left of every cap."""
         size = len(log.canonical_json({k: body.get(k) for k in ("system", "messages", "tools")}).encode())
         if self.last_input_bound and size >= self.last_input_bound[1]:
             input_bound = self.last_input_bound[0] + (size - self.last_input_bound[1])
         else:
-            input_bound = size  # a token is never shorter than a byte
+            # A token is never shorter than a byte; the margin covers what the API adds itself.
+            input_bound = size + API_OVERHEAD_TOKENS
         self.last_input_bound = (input_bound, size)
-        input_price = max(self.price.input, self.price.cache_write)
-        run = runs.get_run(self.store, self.run.id)
-        session = runs.get_session(self.store, self.session.id)
-        left_usd = [
-            cap - spent
-            for cap, spent in (
-                (self.spec.budget.usd, run.usage.usd),
-                (self.spec.budget.per_session_usd, session.usage.usd),
-            )
-            if cap is not None
-        ]
-        left_tokens = (
-            self.spec.budget.tokens - run.usage.tokens if self.spec.budget.tokens is not None else None
-        )
         max_tokens = int(body["max_tokens"])
-        allowed = max_tokens
-        if left_usd:
-            usd = min(left_usd) - input_bound * input_price / 1_000_000
-            allowed = min(allowed, int(usd * 1_000_000 / self.price.output)) if usd > 0 else 0
-        if left_tokens is not None:
-            allowed = min(allowed, left_tokens - input_bound)
-        if allowed >= max_tokens:
+        fit = fit_call(caps_left(self.spec.budget, self.spent()), self.price, input_bound, max_tokens)
+        if fit.max_tokens >= max_tokens:
             return body
-        if allowed < MIN_USEFUL_MAX_TOKENS:
-            self.event(
-                "budget_stop",
-                {
-                    "input_bound": input_bound,
-                    "max_tokens": max_tokens,
-                    "left_usd": min(left_usd) if left_usd else None,
-                    "left_tokens": left_tokens,
-                },
+        cap = fit.binding
+        assert cap is not None
+        numbers = {
+            "cap": cap.name,
+            "limit": cap.limit,
+            "spent": round(cap.spent, 6),
+            "input_bound": input_bound,
+        }
+        if not fit.useful:
+            self.event("budget_stop", numbers | {"max_tokens": max_tokens})
+            self.notifier.send("budget_stop", self.run.id, self.run.name, numbers)
+            self.budget_cap = cap.name
+            raise BudgetExhausted(
+                f"the next model call would not fit in what is left of budget.{cap.name} "
+                f"({cap.spent:.4f} of {cap.limit:g} spent)",
+                cap=cap.name,
             )
-            raise BudgetExhausted("the next model call would not fit in what is left of the budget")
-        self.event("max_tokens_lowered", {"from": max_tokens, "to": allowed, "input_bound": input_bound})
-        return {**body, "max_tokens": allowed}
+        self.event("max_tokens_lowered", numbers | {"from": max_tokens, "to": fit.max_tokens})
+        return {**body, "max_tokens": fit.max_tokens}
 
     def tool_policy(self, tool: str, args: dict[str, Any]) -> ToolDecision:
         return ToolDecision.allow
@@ -156,7 +210,20 @@ class Harness:
             "`handoff` with what is done, what is next and any blockers."
         )
 
-    def after_tool(self, tool: str, is_error: bool) -> None:
+    def after_tool(self, tool: str, is_error: bool, output: str) -> None:
+        repeats = self.same_errors.see(tool, is_error, output)
+        limit = threshold(self.spec.breakers.same_error_repeats, "same_error_repeats" in self.half_open)
+        if repeats >= limit:
+            self.trip(
+                Trip(
+                    "same_error_repeats",
+                    {
+                        "repeats": repeats,
+                        "limit": self.spec.breakers.same_error_repeats,
+                        "error": self.same_errors.signature,
+                    },
+                )
+            )
         self.calls_since_checkpoint += 1
         every_calls = self.spec.session.checkpoint_every_calls
         every_minutes = self.spec.session.checkpoint_every_minutes
@@ -247,7 +314,7 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
     session = runs.get_session(store, session_id)
     run = runs.get_run(store, session.run_id)
     spec = RunSpec.model_validate(run.spec)
-    harness = Harness(store, session, run, spec, load_prices(store.home))
+    harness = Harness(store, session, run, spec, prices_for(spec, store.home))
     session = runs.session_started(store, session_id, os.getpid())
     harness.session = session
     context = harness.ensure_context()
@@ -294,6 +361,8 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         beat.cancel()
         if server is not None:
             server.stop()
+    if harness.tripped is not None:
+        outcome = WorkerOutcome(EndReason.breaker, harness.tripped.reason)
     finish(harness, outcome)
     return outcome
 
@@ -305,7 +374,12 @@ def finish(harness: Harness, outcome: WorkerOutcome) -> None:
     if outcome.retry_at:
         data["retry_at"] = outcome.retry_at.astimezone(UTC).isoformat()
         harness.event("rate_limited", {"retry_at": data["retry_at"], "detail": outcome.detail})
+    if harness.budget_cap:
+        data["cap"] = harness.budget_cap
+    if harness.tripped:
+        data["breaker"] = harness.tripped.name
     runs.end_session(harness.store, harness.session.id, SessionState.ended, str(outcome.reason), data)
+    harness.notifier.close(wait_s=3.0)
 
 
 def main(argv: list[str] | None = None) -> int:

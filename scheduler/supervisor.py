@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,6 +35,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from longrun.scheduler import launch
+from longrun.scheduler.breakers import Trip, failed, failures_trip, no_progress_trip
+from longrun.scheduler.notify import notify_once
 from longrun.scheduler.spec import RunSpec, ScheduleSpec
 from longrun.store import lease, log, runs
 from longrun.store.db import Store
@@ -264,21 +267,65 @@ class Supervisor:
         now = utcnow()
         all_pass = bool(spec.features) and all(statuses.get(f.id) == "pass" for f in spec.features)
         retry_at = _retry_at(self.store, session)
+        ended = _ended_data(self.store, session)
+        cap = ended.get("cap") if session.end_reason == "budget" else None
+        progress = _progress(self.store, run, spec, session, statuses)
+        trips = [] if all_pass else self._look_back(run, spec, session, progress)
+        in_session_trip = ended.get("breaker")
         one_off: tuple[datetime, str] | None = None
         with self.store.writing() as conn:
             runs.mark_settled(conn, session.id)
+            log.append(conn, run.id, "session_judged", {"n": session.n, **progress}, session_id=session.id)
+            for trip in trips:
+                runs.set_breaker(conn, run.id, trip.name, "open", trip.reason)
+                log.append(
+                    conn,
+                    run.id,
+                    "breaker_tripped",
+                    {"breaker": trip.name, **trip.numbers},
+                    session_id=session.id,
+                )
+            tripped = [t.name for t in trips] + ([in_session_trip] if in_session_trip else [])
+            if not all_pass and not tripped:
+                for name, breaker in runs.breakers(self.store, run.id).items():
+                    if breaker.state == "half_open":  # the trial session went well
+                        runs.set_breaker(conn, run.id, name, "closed")
+                        log.append(conn, run.id, "breaker_closed", {"breaker": name}, session_id=session.id)
             if all_pass:
                 runs.set_run_state(
                     conn, run.id, RunState.done, "every feature passes at the latest checkpoint"
                 )
                 runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
                 log.append(conn, run.id, "run_done", {"checkpoint_id": run.head_checkpoint_id})
+            elif tripped:
+                reason = "; ".join(f"breaker {name} tripped" for name in tripped) + (
+                    f": reset with `longrun breaker reset {run.id} NAME`"
+                )
+                runs.set_run_state(conn, run.id, RunState.tripped, reason)
+                runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
+                for name in tripped:
+                    runs.add_approval(conn, run.id, "breaker_reset", {"breaker": name}, session.id)
             elif run.state not in ACTIVE:
                 pass  # paused or stopped while the session ran: no next session
+            elif cap in ("usd", "tokens"):
+                reason = (
+                    f"budget.{cap} is spent: waiting for a raise (`longrun budget set {run.id} --{cap} N`)"
+                )
+                runs.set_run_state(conn, run.id, RunState.awaiting_approval, reason)
+                runs.add_approval(
+                    conn, run.id, "budget_raise", {"cap": cap, "detail": ended.get("detail")}, session.id
+                )
+            elif cap == "per_day_usd":
+                midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+                reason = f"budget.per_day_usd is spent for today; next session after {midnight.isoformat()}"
+                runs.set_run_plan(
+                    conn, run.id, hold_until=midnight, next_session_at=midnight, next_reason=reason
+                )
+                runs.set_run_state(conn, run.id, RunState.scheduled, reason)
+                one_off = (midnight, reason)
             elif session.end_reason in PAUSING_ENDS:
                 # Another session would end the same way at once: wait for a person instead of spinning.
-                detail = _end_detail(self.store, session)
-                reason = f"session {session.n} ended on {session.end_reason}: {detail}"
+                reason = f"session {session.n} ended on {session.end_reason}: {ended.get('detail', '')}"
                 runs.set_run_state(conn, run.id, RunState.paused, reason)
                 log.append(
                     conn, run.id, "paused", {"by": "supervisor", "reason": reason}, session_id=session.id
@@ -305,6 +352,39 @@ class Supervisor:
                     runs.set_run_plan(conn, run.id, next_session_at=one_off[0], next_reason=one_off[1])
         if one_off is not None:  # after the commit: the job store writes through its own connection
             self._add_one_off(run.id, *one_off)
+        for trip in trips:
+            notify_once(
+                spec.notify.webhook_url,
+                "breaker_tripped",
+                run.id,
+                run.name,
+                {"breaker": trip.name, **trip.numbers},
+            )
+
+    def _look_back(
+        self, run: RunView, spec: RunSpec, session: SessionView, progress: dict[str, Any]
+    ) -> list[Trip]:
+        """The breakers that look over the sessions so far: no progress, and failures in a row."""
+        states = runs.breakers(self.store, run.id)
+        half_open = {name for name, b in states.items() if b.state == "half_open"}
+        depth = max(spec.breakers.no_progress_sessions, spec.breakers.consecutive_failures) + 1
+        judged = [e.data for e in log.read_events(self.store, run.id, kinds=["session_judged"])][-depth:]
+        history = [bool(d.get("progress")) for d in judged] + [bool(progress["progress"])]
+        handoffs = {c.session_id for c in runs.list_checkpoints(self.store, run.id) if c.reason == "handoff"}
+        recent = [s for s in runs.list_sessions(self.store, run.id) if s.is_final][-depth:]
+        failures = [failed(s, s.id in handoffs) for s in recent]
+        trips = []
+        for trip in (
+            no_progress_trip(spec.breakers, history, "no_progress_sessions" in half_open),
+            failures_trip(spec.breakers, failures, "consecutive_failures" in half_open),
+        ):
+            if (
+                trip is not None
+                and states.get(trip.name, None) is None
+                or (trip is not None and states[trip.name].state != "open")
+            ):
+                trips.append(trip)
+        return trips
 
     def _add_one_off(self, run_id: str, at: datetime, reason: str) -> None:
         self.scheduler.add_job(
@@ -429,15 +509,31 @@ class Supervisor:
                 )
 
 
-PAUSING_ENDS = frozenset({"budget", "error"})
-"""Session ends that the next session would repeat (no budget left, a missing key): the run pauses."""
+PAUSING_ENDS = frozenset({"error"})
+"""Session ends that the next session would repeat at once (a missing key): the run pauses."""
 
 
-def _end_detail(store: Store, session: SessionView) -> str:
+def _progress(
+    store: Store, run: RunView, spec: RunSpec, session: SessionView, statuses: dict[str, str]
+) -> dict[str, Any]:
+    """Whether the session moved the run forward: a feature went from failing to passing (or, for
+    a run with no checked features, the agent committed something)."""
+    before: dict[str, str] = {}
+    if session.from_checkpoint_id is not None:
+        before = runs.get_checkpoint(store, session.from_checkpoint_id).features
+    newly = sorted(f for f, status in statuses.items() if status == "pass" and before.get(f) != "pass")
+    if statuses:
+        return {"progress": bool(newly), "newly_passing": newly}
+    commits = sum(len(c.commits) for c in runs.list_checkpoints(store, run.id) if c.session_id == session.id)
+    return {"progress": commits > 0, "newly_passing": [], "commits": commits}
+
+
+def _ended_data(store: Store, session: SessionView) -> dict[str, Any]:
+    """What the session said about its own end (detail, the cap that stopped it, …)."""
     for event in reversed(log.read_events(store, session.run_id, kinds=["session_ended"])):
         if event.session_id == session.id:
-            return str(event.data.get("detail") or "")
-    return ""
+            return event.data
+    return {}
 
 
 def _retry_at(store: Store, session: SessionView) -> datetime | None:

@@ -33,6 +33,8 @@ class EndReason(StrEnum):
     rate_limited = "rate_limited"
     """The API kept answering with a usage or rate limit."""
     api_error = "api_error"
+    breaker = "breaker"
+    """A circuit breaker tripped during the session."""
     error = "error"
 
 
@@ -71,8 +73,9 @@ class WorkerHooks:
     should_stop: Callable[[], bool]
     wrap_up_notice: Callable[[], str | None]
     """A notice to pass to the model once it is time to wrap up; None before then and after."""
-    after_tool: Callable[[str, bool], None]
-    """Called after each tool call (name, is_error): where the harness takes periodic checkpoints."""
+    after_tool: Callable[[str, bool, str], None]
+    """Called after each tool call (name, is_error, output): where the harness takes periodic
+    checkpoints and watches for the same error coming back."""
     handoff: Callable[[dict[str, Any]], str]
     """Record the worker's handoff and checkpoint; returns a line to tell the model."""
 

@@ -77,3 +77,7 @@ class BudgetExhausted(LongrunError):
     """A model call would cross a hard budget cap."""
 
     title = "budget"
+
+    def __init__(self, message: str, cap: str | None = None) -> None:
+        super().__init__(message)
+        self.cap = cap

@@ -47,7 +47,7 @@ class Usage:
         return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in TOKEN_KINDS} | {"tokens": self.tokens, "usd": round(self.usd, 6)}
+        return {k: getattr(self, k) for k in TOKEN_KINDS} | {"tokens": self.tokens, "usd": self.usd}
 
 
 def _usage_of(row: Run | RunSession) -> Usage:
@@ -548,7 +548,11 @@ def add_usage(
         conn.execute(text(f"UPDATE session SET {assignments} WHERE id = :id"), params | {"id": session_id})
     day = utc_day(at or utcnow())
     conn.execute(
-        text("INSERT OR IGNORE INTO spend_day (run_id, day) VALUES (:run, :day)"), {"run": run_id, "day": day}
+        text(
+            "INSERT OR IGNORE INTO spend_day (run_id, day, spent_usd, input_tokens, output_tokens, "
+            "cache_write_tokens, cache_read_tokens) VALUES (:run, :day, 0, 0, 0, 0, 0)"
+        ),
+        {"run": run_id, "day": day},
     )
     conn.execute(
         text(f"UPDATE spend_day SET {assignments} WHERE run_id = :run AND day = :day"),
@@ -570,6 +574,16 @@ def day_usage(store: Store, run_id: str, day: str) -> Usage:
             {"run": run_id, "day": day},
         ).first()
     return Usage(*row) if row else Usage()
+
+
+def count_events_since(store: Store, run_id: str, kind: str, since: datetime) -> int:
+    with store.reading() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM event WHERE run_id = :run AND kind = :kind AND ts >= :since"),
+                {"run": run_id, "kind": kind, "since": iso(since)},
+            ).scalar_one()
+        )
 
 
 def spent_since(store: Store, run_id: str, since: datetime) -> float:

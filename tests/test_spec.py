@@ -258,8 +258,7 @@ def test_unknown_key_with_no_likely_match_lists_the_known_ones(
 ) -> None:
     error = spec_error(tmp_path, monkeypatch, MINIMAL + "[budget]\nzebra = 1\n")
     assert (
-        str(error)
-        == "longrun.toml: budget.zebra: unknown key "
+        str(error) == "longrun.toml: budget.zebra: unknown key "
         "(expected one of: usd, tokens, per_session_usd, per_day_usd, warn_at)"
     )
 

@@ -404,21 +404,30 @@ def test_kill_9_of_daemon_and_sessions_at_random_points_still_ends_done(
     _assert_whole_history(store, run.id)
 
 
-def test_a_session_that_ends_on_the_budget_pauses_the_run_instead_of_spinning(
-    store: Store, write_spec
-) -> None:
+def test_a_budget_stop_waits_for_a_raise_then_goes_on_to_the_new_cap(store: Store, write_spec) -> None:
     turns = [
         {
             "tool": "bash",
             "input": {"command": f"echo {i}"},
             "usage": {"input_tokens": 3000, "output_tokens": 400},
         }
-        for i in range(30)
+        for i in range(40)
     ]
     run = create_run_from_file(store, _spec(write_spec, [turns, turns], budget="usd = 0.04"))
     control.start(store, run.id)
     assert supervise_until_finished(store, run.id, timeout_s=60, config=FAST)
+    stopped = runs.get_run(store, run.id)
+    assert stopped.state == "awaiting_approval" and "budget.usd" in (stopped.state_reason or "")
+    assert stopped.spent_usd <= 0.04
+    (approval,) = runs.list_approvals(store, run.id, state="pending")
+    assert approval.kind == "budget_raise" and approval.request["cap"] == "usd"
+    assert len(runs.list_sessions(store, run.id)) == 1, "the supervisor kept starting sessions"
+
+    control.set_budget(store, run.id, {"usd": 0.20}, by="ada", comment="worth it")
+    assert _state(store, run.id) == "scheduled"
+    decided = runs.list_approvals(store, run.id)[0]
+    assert (decided.state, decided.decided_by, decided.comment) == ("approved", "ada", "worth it")
+    assert supervise_until_finished(store, run.id, timeout_s=60, config=FAST)
     final = runs.get_run(store, run.id)
-    assert final.state == "paused" and "budget" in (final.state_reason or "")
-    assert len(runs.list_sessions(store, run.id)) == 1
-    assert final.spent_usd <= 0.04
+    assert final.state == "awaiting_approval" and 0.04 < final.spent_usd <= 0.20
+    assert len(runs.list_sessions(store, run.id)) == 2
