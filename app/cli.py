@@ -301,7 +301,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not finished:
         print(f"longrun: error: the demo did not finish within {args.timeout:g}s", file=sys.stderr)
         return EXIT_ERROR
-    return 0 if final.state == "done" else EXIT_ERROR
+    if final.state in ("awaiting_approval", "tripped", "paused") and not args.json:
+        print(f"the run waits for a person: {final.state_reason}")
+    return 0 if final.state in ("done", "awaiting_approval", "tripped") else EXIT_ERROR
 
 
 def cmd_run_verb(args: argparse.Namespace) -> int:
@@ -464,6 +466,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
             )
         run = control.set_budget(store, args.run, caps, by=args.by, comment=args.comment)
         print(f"{run.name} ({run.id}) budget now {run.spec['budget']}; the run is {run.state}")
+        if run.state == "scheduled" and not _supervisor_alive(store):
+            print("no supervisor is running: start one with `longrun daemon` (or open longrun-ui)")
         return 0
     doc = control.budget_document(store, args.run)
     if args.json:
@@ -496,6 +500,8 @@ def cmd_breaker_reset(args: argparse.Namespace) -> int:
     store = _store(args)
     run = control.reset_breaker(store, args.run, args.name, by=args.by, comment=args.comment)
     print(f"breaker {args.name} of {run.name} ({run.id}) is half-open; the run is {run.state}")
+    if run.state == "scheduled" and not _supervisor_alive(store):
+        print("no supervisor is running: start one with `longrun daemon` (or open longrun-ui)")
     return 0
 
 

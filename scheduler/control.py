@@ -244,6 +244,7 @@ def budget_document(store: Store, ref: str) -> dict[str, object]:
                 "reason": breakers[name].reason if name in breakers else None,
             }
             for name, value in spec.breakers.model_dump(mode="json").items()
+            if name in BREAKER_NAMES
         ],
         "pending_approvals": [a.to_json() for a in runs.list_approvals(store, run.id, state="pending")],
     }

@@ -28,7 +28,7 @@ DEMO_SPEC: dict[str, Any] = {
         "max_tokens": 4096,
     },
     "session": {"time_box": "3m", "wrap_up": "30s", "checkpoint_every_calls": 4},
-    "budget": {"usd": 2.0, "per_session_usd": 1.0},
+    "budget": {"usd": 2.0},
     "schedule": {"mode": "back_to_back", "cooldown": "1s"},
     "features": [
         {

@@ -52,7 +52,7 @@ def test_a_call_that_fits_can_never_cross_a_cap(left, input_bound, max_tokens, p
         assert all(worst <= cap.left for cap in caps)
 
 
-@settings(max_examples=5, deadline=None, phases=[Phase.explicit, Phase.generate])
+@settings(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.generate])
 @given(
     cap=st.floats(min_value=0.01, max_value=0.2),
     max_tokens=st.integers(min_value=300, max_value=8000),

@@ -226,8 +226,8 @@ def test_send_returns_before_the_webhook_answers(receiver: Callable[..., Receive
     notifier = Notifier(hook.url, timeout_s=WAIT_S, retries=1)
 
     notifier.send("breaker_tripped", "run-1", "nightly", {"breaker": "same_error"})
-    # Had send waited for the answer, it could only have returned by timing out, and the
-    # notification would count failed rather than delivered below.
+    # The receiver answers only after release() below (or after WAIT_S on its own): a send that
+    # waited for the answer would be back only once the notification had been delivered.
     assert hook.wait_for(1)
     assert notifier.delivered == 0
     hook.release()
