@@ -24,6 +24,9 @@ MODULES = {
         "longrun.scheduler.launch",
         "longrun.scheduler.scripted",
         "longrun.scheduler.context",
+        "longrun.scheduler.supervisor",
+        "longrun.scheduler.notify",
+        "longrun.scheduler.breakers",
     ],
 }
 
