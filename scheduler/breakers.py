@@ -59,15 +59,20 @@ def threshold(limit: int, half_open: bool) -> int:
     return 1 if half_open else limit
 
 
+def _trailing(flags: list[bool]) -> int:
+    """How many of the newest flags (newest last) are true in a row."""
+    count = 0
+    for flag in reversed(flags):
+        if not flag:
+            break
+        count += 1
+    return count
+
+
 def no_progress_trip(spec: BreakersSpec, progress: list[bool], half_open: bool) -> Trip | None:
     """`progress` is, per session newest last, whether a feature went from failing to passing."""
-    limit = threshold(spec.no_progress_sessions, half_open)
-    run = 0
-    for made in reversed(progress):
-        if made:
-            break
-        run += 1
-    if run >= limit:
+    run = _trailing([not made for made in progress])
+    if run >= threshold(spec.no_progress_sessions, half_open):
         return Trip(
             "no_progress_sessions", {"sessions_without_progress": run, "limit": spec.no_progress_sessions}
         )
@@ -85,13 +90,8 @@ def failed(session: SessionView, had_handoff: bool) -> bool:
 
 def failures_trip(spec: BreakersSpec, failures: list[bool], half_open: bool) -> Trip | None:
     """`failures` is, per session newest last, whether it failed."""
-    limit = threshold(spec.consecutive_failures, half_open)
-    run = 0
-    for bad in reversed(failures):
-        if not bad:
-            break
-        run += 1
-    if run >= limit:
+    run = _trailing(failures)
+    if run >= threshold(spec.consecutive_failures, half_open):
         return Trip(
             "consecutive_failures", {"failed_sessions_in_a_row": run, "limit": spec.consecutive_failures}
         )

@@ -92,6 +92,9 @@ def prepare_demo(store: Store, overrides: list[str] | None = None) -> RunView:
     return create_run_from_file(store, spec_path, overrides)
 
 
+ACTIVE_NOW = {RunState.scheduled, RunState.running}
+
+
 def _who(by: str | None) -> str:
     """Who decides: the name given, else the OS user."""
     if by:
@@ -135,25 +138,23 @@ def _hand_to_supervisor(store: Store, run: RunView, verb: str, who: str) -> RunV
 
 def pause(store: Store, ref: str, by: str | None = None) -> RunView:
     """No new session; a running one wraps up at its next step and ends with a checkpoint."""
-    run, live, who = _transition(store, ref, "pause", {RunState.scheduled, RunState.running}, by)
-    with store.writing() as conn:
-        for s in live:
-            runs.request_session_end(conn, s.id, kill=False)
-        runs.set_run_state(conn, run.id, RunState.paused, f"paused by {who}")
-        runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
-        log.append(conn, run.id, "paused", {"by": who, "sessions_told_to_wrap_up": [s.n for s in live]})
-    return runs.get_run(store, run.id)
+    return _halt(store, ref, "pause", "paused", by, kill=False)
 
 
 def stop(store: Store, ref: str, by: str | None = None) -> RunView:
     """No new session, and a running one is ended now (the supervisor kills it, with a checkpoint)."""
-    run, live, who = _transition(store, ref, "stop", {RunState.scheduled, RunState.running}, by)
+    return _halt(store, ref, "stop", "stopped", by, kill=True)
+
+
+def _halt(store: Store, ref: str, verb: str, done: str, by: str | None, *, kill: bool) -> RunView:
+    run, live, who = _transition(store, ref, verb, ACTIVE_NOW, by)
     with store.writing() as conn:
         for s in live:
-            runs.request_session_end(conn, s.id, kill=True)
-        runs.set_run_state(conn, run.id, RunState.paused, f"stopped by {who}")
+            runs.request_session_end(conn, s.id, kill=kill)
+        runs.set_run_state(conn, run.id, RunState.paused, f"{done} by {who}")
         runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
-        log.append(conn, run.id, "stopped", {"by": who, "sessions_ended": [s.n for s in live]})
+        told = "sessions_ended" if kill else "sessions_told_to_wrap_up"
+        log.append(conn, run.id, done, {"by": who, told: [s.n for s in live]})
     return runs.get_run(store, run.id)
 
 

@@ -90,7 +90,7 @@ def _toml_value(value: object) -> str:
             raise ValueError(f"cannot write {value!r} in a spec")
         return repr(value)
     if isinstance(value, str):
-        # A JSON string is a valid TOML basic string (same escapes, \uXXXX included).
+        # A JSON string is a valid TOML basic string (the same escapes, \u ones included).
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
