@@ -465,7 +465,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
                 "budget set: give at least one of --usd, --tokens, --per-session-usd, --per-day-usd"
             )
         run = control.set_budget(store, args.run, caps, by=args.by, comment=args.comment)
-        print(f"{run.name} ({run.id}) budget now {run.spec['budget']}; the run is {run.state}")
+        shown = ", ".join(f"budget.{k} = {v:g}" for k, v in caps.items())
+        print(f"{run.name} ({run.id}): {shown}; the run is {run.state}")
         if run.state == "scheduled" and not _supervisor_alive(store):
             print("no supervisor is running: start one with `longrun daemon` (or open longrun-ui)")
         return 0
