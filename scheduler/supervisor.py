@@ -216,7 +216,12 @@ class Supervisor:
             self._start_due(now)
 
     def _watch_live(self, now: datetime) -> None:
-        for s in runs.live_sessions(self.store):
+        live = runs.live_sessions(self.store)
+        live_ids = {s.id for s in live}
+        for session_id, proc in list(self.children.items()):
+            if session_id not in live_ids and proc.poll() is not None:
+                del self.children[session_id]  # ended on its own and recorded it: reap the process
+        for s in live:
             proc = self.children.get(s.id)
             exited = proc is not None and proc.poll() is not None
             gone = exited or (proc is None and not launch.process_alive(s.pid))
@@ -250,9 +255,27 @@ class Supervisor:
                 self.settling[s.id] = self.pool.submit(self._settle, s)
         for session_id, future in list(self.settling.items()):
             if wait:
-                future.result()
-            if future.done():
-                del self.settling[session_id]
+                future.exception()
+            if not future.done():
+                continue
+            del self.settling[session_id]
+            error = future.exception()
+            if error is not None:
+                # Never retry a settlement that failed every tick: say so, and let a person look.
+                session = runs.get_session(self.store, session_id)
+                reason = (
+                    f"the supervisor could not settle session {session.n}: {type(error).__name__}: {error}"
+                )
+                with self.store.writing() as conn:
+                    runs.mark_settled(conn, session_id)
+                    runs.set_run_state(conn, session.run_id, RunState.paused, reason[:300])
+                    log.append(
+                        conn,
+                        session.run_id,
+                        "supervisor_error",
+                        {"while": "settling the session", "error": f"{type(error).__name__}: {error}"},
+                        session_id=session_id,
+                    )
 
     def _settle(self, session: SessionView) -> None:
         """Judge an ended session and plan what comes after it."""
