@@ -194,12 +194,6 @@ def set_budget(
         raised = [a for a in pending if a.kind == "budget_raise"]
         for approval in raised:
             runs.decide_approval(conn, approval.id, "approved", who, comment)
-            log.append(
-                conn,
-                run.id,
-                "approval_decided",
-                {"approval_id": approval.id, "state": "approved", "by": who, "comment": comment},
-            )
         if run.state == RunState.awaiting_approval and len(raised) == len(pending):
             runs.set_run_state(conn, run.id, RunState.scheduled, f"budget raised by {who}")
             runs.set_run_plan(
@@ -281,12 +275,6 @@ def reset_breaker(
         for approval in pending:
             if approval.kind == "breaker_reset" and approval.request.get("breaker") == name:
                 runs.decide_approval(conn, approval.id, "approved", who, comment)
-                log.append(
-                    conn,
-                    run.id,
-                    "approval_decided",
-                    {"approval_id": approval.id, "state": "approved", "by": who, "comment": comment},
-                )
     still_open = [n for n, b in runs.breakers(store, run.id).items() if b.state == "open"]
     if run.state == RunState.tripped and not still_open:
         with store.writing() as conn:

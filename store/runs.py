@@ -886,15 +886,25 @@ def list_approvals(store: Store, run_id: str | None = None, state: str | None = 
 
 
 def decide_approval(conn: Connection, approval_id: int, state: str, by: str, comment: str | None) -> bool:
-    """Decide a pending approval once; False when it was no longer pending (the first decision wins)."""
-    result = conn.execute(
+    """Decide a pending approval once, with its event, in the caller's transaction; False when it
+    was no longer pending (the first decision wins)."""
+    row = conn.execute(
         text(
             "UPDATE approval SET state = :state, decided_by = :by, decided_at = :now, comment = :comment "
-            "WHERE id = :id AND state = 'pending'"
+            "WHERE id = :id AND state = 'pending' RETURNING run_id, session_id"
         ),
         {"state": state, "by": by, "now": iso(utcnow()), "comment": comment, "id": approval_id},
+    ).first()
+    if row is None:
+        return False
+    log.append(
+        conn,
+        row[0],
+        "approval_decided",
+        {"approval_id": approval_id, "state": state, "by": by, "comment": comment},
+        session_id=row[1],
     )
-    return result.rowcount == 1
+    return True
 
 
 @dataclass(frozen=True)
