@@ -9,6 +9,24 @@ A request whose first user message has not been seen before opens a new conversa
 takes the script's next session; later requests of that conversation (same first message)
 take that session's next turn, retries included. Error turns are turns.
 
+A request that asks for structured output (its body has `output_config.format`) is the rubric
+judge's, not the worker's: it takes no session and moves no conversation on. It is answered
+from the script's optional `judges` list, statelessly: the first entry whose `match` strings
+(one string or a list; none: always) all occur in the text of the request's messages.
+
+    [[judges]]
+    match = "def reading_time"
+    verdict = { verdict = "pass", confidence = 0.9, rationale = "...", criteria = [
+        { criterion = "counts words", met = true, note = "..." } ] }
+
+    [[judges]]                # no match: the default
+    text = "not JSON"         # raw reply text, e.g. to test a malformed reply
+
+An entry gives `verdict` (sent as JSON text) or `text`, with optional `stop_reason`, `usage`
+and `delay`; or `error` with optional `message`, `retry_after` and `should_retry`, as turns do.
+A judge request no entry matches gets `JUDGE_FALLBACK_TEXT`, which is not JSON, so the judge
+reports an error verdict rather than a made-up pass.
+
 Token usage, when a turn gives none, is a deterministic estimate (see `estimate_usage`).
 
     python -m longrun.scheduler.scripted --script demo --port 8765
@@ -48,6 +66,7 @@ from pydantic import (
 from longrun.store.errors import ScriptError
 
 FALLBACK_TEXT = "The script has nothing more for this session."
+JUDGE_FALLBACK_TEXT = "The script has no judge reply for this request."
 CHARS_PER_TOKEN = 4
 
 # --- the script format -------------------------------------------------------------------
@@ -134,6 +153,82 @@ class Turn(_Strict):
         return list(self.tools or [])
 
 
+def _match_strings(value: object) -> object:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise ValueError(f"expected a string or an array of strings, found {_describe(value)}")
+
+
+class ScriptedCriterion(_Strict):
+    """One rubric criterion of a scripted verdict."""
+
+    criterion: Annotated[str, Field(min_length=1)]
+    met: bool
+    note: str = ""
+
+
+class ScriptedVerdict(_Strict):
+    """A verdict a judge entry replies with, in the shape the rubric judge asks for."""
+
+    verdict: Literal["pass", "fail"]
+    confidence: Annotated[float, Field(ge=0, le=1)] = 0.9
+    rationale: str = "(scripted)"
+    criteria: list[ScriptedCriterion] = Field(default_factory=list)
+
+
+class JudgeTurn(_Strict):
+    """The reply to judge requests whose messages hold every `match` string."""
+
+    match: Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_match_strings)] = Field(
+        default_factory=list
+    )
+    verdict: ScriptedVerdict | None = None
+    text: Annotated[str, Field(min_length=1)] | None = None
+    stop_reason: StopReason | None = None
+    usage: UsageOverride | None = None
+    delay: Seconds = 0.0
+    error: Annotated[int, Field(ge=400, le=599)] | None = None
+    message: Annotated[str, Field(min_length=1)] | None = None
+    retry_after: Seconds | None = None
+    should_retry: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        given = {name for name in self.model_fields_set if getattr(self, name) is not None}
+        kinds = sorted(given & {"verdict", "text", "error"})
+        if len(kinds) > 1:
+            raise ValueError(f"a judge reply has one of verdict, text or error, not {' and '.join(kinds)}")
+        if not kinds:
+            raise ValueError("a judge reply needs verdict, text or error")
+        if self.error is not None:
+            clash = sorted(given & {"stop_reason", "usage"})
+            if clash:
+                raise ValueError(f"a judge reply cannot have both error and {' and '.join(clash)}")
+        else:
+            extra = sorted(given & {"message", "retry_after", "should_retry"})
+            if extra:
+                raise ValueError(f"{', '.join(extra)} only go with error; this judge reply has no error")
+        return self
+
+    def as_turn(self) -> Turn:
+        """The reply as a turn, the verdict serialised to the JSON text a model would send."""
+        text = self.text
+        if self.verdict is not None:
+            text = json.dumps(self.verdict.model_dump(), ensure_ascii=False)
+        return Turn(
+            text=text,
+            stop_reason=self.stop_reason,
+            usage=self.usage,
+            delay=self.delay,
+            error=self.error,
+            message=self.message,
+            retry_after=self.retry_after,
+            should_retry=self.should_retry,
+        )
+
+
 class ScriptSession(_Strict):
     """What the model does in one agent session: its turns, in order."""
 
@@ -149,6 +244,8 @@ class Script(_Strict):
     after_last: Literal["fallback", "repeat"] = "fallback"
     """What a conversation beyond the last session plays: one fallback text reply, or the last
     session again (for scripts whose last session can finish the work from any state)."""
+    judges: list[JudgeTurn] = Field(default_factory=list)
+    """Replies to the rubric judge's requests, the first that matches each (see the module)."""
     _source: str = PrivateAttr(default="<script>")
 
     @property
@@ -164,6 +261,9 @@ _MODEL_OF_PARENT: dict[str | None, type[BaseModel]] = {
     "turns": Turn,
     "tools": ToolCall,
     "usage": UsageOverride,
+    "judges": JudgeTurn,
+    "verdict": ScriptedVerdict,
+    "criteria": ScriptedCriterion,
 }
 
 _EXPECTED = {
@@ -373,6 +473,32 @@ def _conversation_key(first_message: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _asks_for_structured_output(request: Mapping[str, Any]) -> bool:
+    """Whether the request has `output_config.format`: the rubric judge's requests do."""
+    config = request.get("output_config")
+    return isinstance(config, Mapping) and config.get("format") is not None
+
+
+def _messages_text(messages: list[Any]) -> str:
+    """All the text of a request's messages (plain, text blocks, tool results), for `match`."""
+    parts: list[str] = []
+
+    def collect(content: object) -> None:
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            for item in content:
+                collect(item)
+        elif isinstance(content, Mapping):
+            if isinstance(content.get("text"), str):
+                parts.append(content["text"])
+            collect(content.get("content"))
+
+    for message in messages:
+        collect(message.get("content") if isinstance(message, Mapping) else message)
+    return "\n".join(parts)
+
+
 @dataclass
 class _Conversation:
     key: str
@@ -383,10 +509,10 @@ class _Conversation:
 
 @dataclass
 class _Pick:
-    conversation: _Conversation
+    conversation: _Conversation | None  # None for a judge request, which has none
     turn: Turn
-    label: str  # "session.turn", 1-based, or "fallback"
-    number: int  # 0-based request number within the conversation
+    label: str  # "session.turn", 1-based, "fallback", "judge.N" or "judge.fallback"
+    stem: str  # what makes the reply's ids: the conversation's hash and the request number
     previous_total: int | None
 
 
@@ -424,7 +550,8 @@ class ScriptPlayer:
             number = conversation.served
             conversation.served += 1
             previous = conversation.previous_total
-        pick = _Pick(conversation, Turn(text=FALLBACK_TEXT), "fallback", number, previous)
+        stem = f"{key[:12]}_{number + 1:04d}"
+        pick = _Pick(conversation, Turn(text=FALLBACK_TEXT), "fallback", stem, previous)
         index_of_session = conversation.session
         if index_of_session >= len(self.script.sessions):
             if self.script.after_last != "repeat":
@@ -437,13 +564,26 @@ class ScriptPlayer:
             pick.label = f"{index_of_session + 1}.{index + 1}"
         return pick
 
+    def _take_judge(self, messages: list[Any]) -> _Pick:
+        """The first judge reply whose match strings all occur in `messages` (a fallback when none)."""
+        text = _messages_text(messages)
+        digest = hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        stem = f"judge_{digest[:12]}"
+        for number, judge in enumerate(self.script.judges, start=1):
+            if all(needle in text for needle in judge.match):
+                return _Pick(None, judge.as_turn(), f"judge.{number}", stem, None)
+        return _Pick(None, Turn(text=JUDGE_FALLBACK_TEXT), "judge.fallback", stem, None)
+
     def answer_message(self, request: Mapping[str, Any]) -> Reply:
         """The reply to one `POST /v1/messages` body."""
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
             return error_reply(400, "messages: at least one message is required")
-        pick = self._take_turn(messages)
-        turn, stem = pick.turn, f"{pick.conversation.key[:12]}_{pick.number + 1:04d}"
+        if _asks_for_structured_output(request):
+            pick = self._take_judge(messages)
+        else:
+            pick = self._take_turn(messages)
+        turn, stem = pick.turn, pick.stem
         request_id = f"req_scripted_{stem}"
         if turn.error is not None:
             reply = error_reply(turn.error, turn.message, retry_after=turn.retry_after, request_id=request_id)
@@ -451,8 +591,9 @@ class ScriptPlayer:
                 reply.headers["x-should-retry"] = "true" if turn.should_retry else "false"
         else:
             usage = estimate_usage(request, pick.previous_total)
-            with self._lock:
-                pick.conversation.previous_total = sum(usage.values())
+            if pick.conversation is not None:
+                with self._lock:
+                    pick.conversation.previous_total = sum(usage.values())
             usage["output_tokens"] = _output_tokens(turn)
             if turn.usage is not None:
                 usage.update(turn.usage.model_dump(exclude_none=True))

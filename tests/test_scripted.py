@@ -24,6 +24,7 @@ from anthropic.types import Message, ToolUseBlock
 from longrun.scheduler.demo import DEMO_SPEC, write_demo_project
 from longrun.scheduler.scripted import (
     FALLBACK_TEXT,
+    JUDGE_FALLBACK_TEXT,
     Script,
     ScriptedModelServer,
     Turn,
@@ -284,6 +285,44 @@ def test_count_tokens_estimates_four_characters_a_token(serve: Serve) -> None:
         ).input_tokens
 
     assert count("x") > 0 and count("x" * 4001) - count("x") == 1000
+
+
+# --- judge requests ------------------------------------------------------------------------------
+
+STRUCTURED = {"format": {"type": "json_schema", "schema": {"type": "object"}}}
+
+
+def test_judge_requests_take_the_first_matching_judge_reply_and_stream(serve: Serve) -> None:
+    judges = [
+        {"match": ["alpha", "beta"], "verdict": {"verdict": "pass", "rationale": "both are there"}},
+        {"match": "alpha", "text": "only alpha", "usage": {"output_tokens": 77}},
+    ]
+    script = script_from_data({"sessions": [{"turns": [{"text": "worker"}]}], "judges": judges})
+    sdk = client(serve(script))
+
+    def judge(content: str) -> tuple[str, Message]:
+        messages: list[Any] = [{"role": "user", "content": content}]
+        raw = sdk.messages.with_raw_response.create(
+            model=MODEL, max_tokens=256, messages=messages, output_config=STRUCTURED
+        )
+        return raw.headers["x-longrun-scripted-turn"], raw.parse()
+
+    label, both = judge("beta then alpha")
+    assert label == "judge.1"
+    verdict = {"verdict": "pass", "confidence": 0.9, "rationale": "both are there", "criteria": []}
+    assert json.loads(text_of(both)) == verdict
+    label, alpha = judge("alpha alone")
+    assert (label, text_of(alpha), alpha.usage.output_tokens) == ("judge.2", "only alpha", 77)
+    label, neither = judge("gamma")
+    assert (label, text_of(neither)) == ("judge.fallback", JUDGE_FALLBACK_TEXT)
+    messages: list[Any] = [{"role": "user", "content": "beta then alpha"}]
+    with sdk.messages.stream(
+        model=MODEL, max_tokens=256, messages=messages, output_config=STRUCTURED
+    ) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(pieces) > 1 and json.loads(text_of(final)) == verdict
+    assert text_of(ask(sdk, "beta then alpha")) == "worker"  # the same text, unstructured: a worker turn
 
 
 # --- scripts and their errors ----------------------------------------------------------------------

@@ -1,0 +1,379 @@
+"""The test ratchet: a workspace's test files and collected tests never go down.
+
+Pure: inputs in, a verdict out; no database. `measure` finds the test files of a workspace and
+counts the tests its collect command sees; `best` picks the baseline among earlier measures;
+`compare` judges a measure against it. A baseline test file missing now, or fewer collected
+tests, fails: deleting or weakening tests is the cheapest way to make a check pass without the
+work. A renamed or moved test file is missing too; a person approves that.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from longrun.evaluators.command import clean_env
+
+DEFAULT_TEST_PATTERNS: tuple[str, ...] = (
+    "**/test_*.py",  # pytest's default file names
+    "**/*_test.py",
+    "**/*.test.[jt]s",  # Jest, Vitest, Mocha
+    "**/*.test.[jt]sx",
+    "**/*.spec.[jt]s",
+    "**/*.spec.[jt]sx",
+    "**/*_test.go",  # go test
+    "**/*_spec.rb",  # RSpec
+)
+"""Common test file names at any depth. Globs are matched against the workspace-relative POSIX
+path: `*`, `?` and `[...]` stay within one folder, `**/` spans any number of folders (none too),
+so `test_*.py` alone matches at the root only."""
+
+AUTO = "auto"
+"""`collect`: pytest's collection when Python test files are found, else files only."""
+PYTEST_COLLECT = "python -m pytest --collect-only -q"
+MISSING_FILES_LISTED = 50
+"""At most this many missing files are listed in the evidence; the rest are counted."""
+SKIPPED_DIRS = frozenset({"node_modules", "venv", "__pycache__", "site-packages", "build", "dist"})
+"""Folders never searched for test files (besides every dot-folder and virtualenvs): dependencies
+and build copies, which pytest does not collect either."""
+_ERROR_TEXT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class TestMeasure:
+    """The tests of a workspace at one point: its test files and how many tests were collected."""
+
+    __test__ = False  # a pytest-looking name, not a test class
+
+    files: tuple[str, ...]
+    """Test files found, workspace-relative POSIX paths, sorted."""
+    collected: int | None
+    """Tests the collect command counted; None when no collect command ran or it failed."""
+    collect_command: str | None
+    error: str | None = None
+    """One line when the collect command failed: a timeout, an exit code, output without a count."""
+    broken: str | None = None
+    """One line when some test files could not be collected (an import or syntax error in them):
+    the count is of the tests that could be, which is what a later checkpoint must not go below.
+    Common while the code the tests import is not written yet."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": list(self.files),
+            "collected": self.collected,
+            "collect_command": self.collect_command,
+            "error": self.error,
+            "broken": self.broken,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TestMeasure:
+        return cls(
+            files=tuple(sorted(data.get("files") or ())),
+            collected=data.get("collected"),
+            collect_command=data.get("collect_command"),
+            error=data.get("error"),
+            broken=data.get("broken"),
+        )
+
+
+@dataclass(frozen=True)
+class RatchetVerdict:
+    status: str
+    """pass, fail (tests went down) or error (the suite cannot be collected)."""
+    evidence: dict[str, Any]
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def measure(
+    workspace: Path,
+    patterns: Sequence[str] = DEFAULT_TEST_PATTERNS,
+    collect: str | None = AUTO,
+    timeout_s: float = 300,
+) -> TestMeasure:
+    """Find the test files of `workspace` and count its collected tests.
+
+    `collect` is AUTO (pytest's collection when a Python test file is found, else no count),
+    None (no count) or a shell command run with bash in the workspace. The command runs with
+    `clean_env()` in its own process group, killed at `timeout_s`; its output is read by
+    `count_collected`. pytest's exit code 5 (no tests collected) counts 0; any other non-zero
+    exit is an error.
+    """
+    workspace = Path(workspace)
+    files = find_test_files(workspace, patterns)
+    if collect == AUTO:
+        collect = PYTEST_COLLECT if any(f.endswith(".py") for f in files) else None
+    if collect is None:
+        return TestMeasure(files, None, None)
+    collected, error, broken = _run_collect(collect, workspace, timeout_s)
+    return TestMeasure(files, collected, collect, error, broken)
+
+
+def find_test_files(workspace: Path, patterns: Sequence[str] = DEFAULT_TEST_PATTERNS) -> tuple[str, ...]:
+    """Workspace-relative POSIX paths of the files matching any of `patterns`, sorted; dot-folders,
+    virtualenvs and `SKIPPED_DIRS` are not searched."""
+    regexes = [_glob_regex(p) for p in patterns]
+    found: list[str] = []
+    for folder, dirnames, filenames in os.walk(workspace):
+        dirnames[:] = [d for d in dirnames if not _skipped(Path(folder, d))]
+        relative = Path(folder).relative_to(workspace).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        found.extend(prefix + name for name in filenames if any(r.match(prefix + name) for r in regexes))
+    return tuple(sorted(found))
+
+
+def _skipped(folder: Path) -> bool:
+    name = folder.name
+    if name.startswith(".") or name in SKIPPED_DIRS or name.endswith(".egg"):
+        return True
+    # A virtualenv under any name, detected as pytest does.
+    return (folder / "pyvenv.cfg").is_file() or (folder / "conda-meta" / "history").is_file()
+
+
+@lru_cache(maxsize=256)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A regex matching a whole workspace-relative path against a glob (see DEFAULT_TEST_PATTERNS)."""
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    parts = [p for p in pattern.strip().split("/") if p]
+    regex = ""
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            regex += ".*" if last else "(?:[^/]+/)*"
+        else:
+            regex += _segment_regex(part) + ("" if last else "/")
+    return re.compile(regex + r"\Z")
+
+
+def _segment_regex(segment: str) -> str:
+    out = ""
+    i = 0
+    while i < len(segment):
+        c = segment[i]
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[" and (end := segment.find("]", i + 2)) != -1:
+            body = segment[i + 1 : end]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            out += "[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]"
+            i = end
+        else:
+            out += re.escape(c)
+        i += 1
+    return out
+
+
+def _run_collect(
+    command: str, workspace: Path, timeout_s: float
+) -> tuple[int | None, str | None, str | None]:
+    """(collected, None, what could not be collected) or (None, one line saying why there is no
+    count, None)."""
+    try:
+        proc = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=workspace,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return None, f"cannot start: {exc}", None
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass  # a process that left the group still holds the pipe; stop reading it
+        proc.wait()
+        return None, f"timed out after {timeout_s:g}s", None
+    output = out.decode(errors="replace")
+    count, problem = count_collected(output)
+    broken = collection_errors(output)
+    if proc.returncode not in (0, 5) and not (broken and count is not None):
+        return None, f"exit code {proc.returncode}: {_failure_detail(output)}", None
+    if problem is not None:
+        return None, problem, None
+    if count is None:
+        detail = _failure_detail(output)
+        return None, f"exit code 5: {detail}" if proc.returncode == 5 else f"no test count in: {detail}", None
+    return count, None, broken
+
+
+_SUMMARY = re.compile(r"(no|\d+)(?:/\d+)? tests? collected\b(.*)")
+_ERRORS = re.compile(r"\b(\d+) errors?\b")
+_PER_FILE = re.compile(r"(\S+\.\w+): (\d+)")
+_TIMING = re.compile(r"\s+in [\d.]+s\b.*$")
+
+
+def count_collected(output: str) -> tuple[int | None, str | None]:
+    """The number of tests a collect command's output shows, and the problem when it shows one.
+
+    In order: pytest's summary line ("12 tests collected", "3/12 tests collected (9 deselected)",
+    "no tests collected"; errors beside it are `collection_errors`); node ids, one a line (`-q`); per-file
+    counts ("tests/test_a.py: 3", what `-qq` prints); an output that is one integer (`grep -c`).
+    (None, None) when the output shows none of these.
+    """
+    lines = [line.rstrip() for line in output.splitlines()]
+    for line in reversed(lines):
+        found = _SUMMARY.match(line.strip(" ="))
+        if found is None:
+            continue
+        return (0 if found.group(1) == "no" else int(found.group(1))), None
+    node_ids = [line for line in lines if "::" in line and not line[:1].isspace()]
+    if node_ids:
+        return len(node_ids), None
+    per_file = [_PER_FILE.fullmatch(line) for line in lines]
+    if any(per_file):
+        return sum(int(m.group(2)) for m in per_file if m is not None), None
+    if output.strip().isdigit():
+        return int(output.strip()), None
+    return None, None
+
+
+def collection_errors(output: str) -> str | None:
+    """One line naming what pytest could not collect ("2 errors (ERROR tests/test_a.py; …)"),
+    from its summary line; None when it collected everything."""
+    for line in reversed(output.splitlines()):
+        found = _SUMMARY.match(line.strip(" ="))
+        if found is None:
+            continue
+        errors = _ERRORS.search(found.group(2))
+        if errors is None or int(errors.group(1)) == 0:
+            return None
+        return f"errors during collection: {_failure_detail(output)}"
+    return None
+
+
+def _failure_detail(output: str) -> str:
+    """One line from a failed collection's output: its last line and the files that failed."""
+    lines = [s for line in output.splitlines() if (s := line.strip(" =!"))]
+    if not lines:
+        return "no output"
+    detail = _TIMING.sub("", lines[-1])
+    failed = [line for line in lines if line.startswith("ERROR ")]
+    if failed:
+        more = f", {len(failed) - 3} more" if len(failed) > 3 else ""
+        detail += f" ({'; '.join(failed[:3])}{more})"
+    return _one_line(detail, _ERROR_TEXT_CHARS)
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- judging ------------------------------------------------------------------------------------
+
+
+def compare(
+    now: TestMeasure, baseline: TestMeasure | None, baseline_label: str | None = None
+) -> RatchetVerdict:
+    """Judge `now` against `baseline` (None: there is none yet).
+
+    Fail when a baseline test file is missing now or fewer tests are collected; collected
+    counts are compared only when both sides have one from the same collect command, else
+    files only. Missing files fail even when the suite cannot be collected now; otherwise a
+    collection error is an error. `evidence["measure"]` is `now`, for use as a later baseline.
+    """
+    evidence: dict[str, Any] = {
+        "measure": now.to_json(),
+        "files": len(now.files),
+        "collected": now.collected,
+    }
+    if now.error is not None:
+        evidence["error"] = now.error
+    if now.broken is not None:
+        evidence["broken"] = now.broken
+    if baseline is None:
+        status = "error" if now.error is not None else "pass"
+        evidence["summary"] = _error_line(now) if now.error is not None else f"{_size(now)}; no baseline yet"
+        if now.broken is not None:
+            evidence["summary"] += f"; {now.broken}"
+        return RatchetVerdict(status, evidence)
+
+    label = baseline_label or "the baseline"
+    missing = sorted(set(baseline.files) - set(now.files))
+    before, after = baseline.collected, now.collected
+    counted = fewer = False
+    if before is not None and after is not None and baseline.collect_command == now.collect_command:
+        counted, fewer = True, after < before
+    evidence.update(
+        baseline=baseline_label,
+        missing_files=missing[:MISSING_FILES_LISTED],
+        missing_files_more=max(0, len(missing) - MISSING_FILES_LISTED),
+        tests_before=before,
+        tests_now=after,
+        counts_compared=counted,
+    )
+    counts = f"collected tests {before} → {after}"
+    if missing or fewer:
+        parts = []
+        if missing:
+            named = ", ".join(missing[:3]) + (f", and {len(missing) - 3} more" if len(missing) > 3 else "")
+            parts.append(f"{_plural(len(missing), 'test file')} missing ({named})")
+        if counted:
+            parts.append(counts)
+        if now.error is not None:
+            parts.append(_error_line(now))
+        if now.broken is not None:
+            parts.append(now.broken)
+        evidence["summary"] = "; ".join(parts) + f" (against {label})"
+        return RatchetVerdict("fail", evidence)
+    if now.error is not None:
+        evidence["summary"] = _error_line(now)
+        return RatchetVerdict("error", evidence)
+    changes = [f"test files {len(baseline.files)} → {len(now.files)}"]
+    if counted:
+        changes.append(counts)
+    elif before is not None and after is not None:
+        changes.append("collected tests not compared: the collect command changed")
+    if now.broken is not None:
+        changes.append(now.broken)
+    evidence["summary"] = f"no tests went down against {label}: " + ", ".join(changes)
+    return RatchetVerdict("pass", evidence)
+
+
+def best(measures: Sequence[tuple[str, TestMeasure]]) -> tuple[str, TestMeasure] | None:
+    """The baseline among (label, measure) pairs given newest first: the most collected tests,
+    the newer on ties; measures without a count rank below counted ones and by their number of
+    files. Measures with an error are ignored; None when nothing is left."""
+
+    def rank(item: tuple[int, tuple[str, TestMeasure]]) -> tuple[int, int, int]:
+        age, (_, m) = item
+        return (1, m.collected, -age) if m.collected is not None else (0, len(m.files), -age)
+
+    usable = [(age, pair) for age, pair in enumerate(measures) if pair[1].error is None]
+    return max(usable, key=rank)[1] if usable else None
+
+
+def _size(m: TestMeasure) -> str:
+    files = _plural(len(m.files), "test file")
+    return f"{files}, {_plural(m.collected, 'test')} collected" if m.collected is not None else files
+
+
+def _error_line(m: TestMeasure) -> str:
+    return f"cannot collect the tests with `{m.collect_command}`: {m.error}"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
