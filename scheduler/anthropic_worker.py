@@ -9,6 +9,7 @@ tool runner does not).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -17,6 +18,7 @@ import anthropic
 from anthropic.lib.tools import ToolError, beta_async_tool
 from anthropic.lib.tools._beta_functions import BetaAsyncFunctionTool, aclose_runnable_tool
 from anthropic.lib.tools.agent_toolset import AgentToolContext, beta_agent_toolset_20260401
+from pydantic import BaseModel
 
 from longrun.evaluators.command import clean_env
 from longrun.scheduler.worker import (
@@ -124,7 +126,10 @@ class AnthropicWorker:
         )
         ctx = AgentToolContext(workdir=str(task.workspace), env=_scrubbed_env())
         sdk_tools = beta_agent_toolset_20260401(ctx)
-        tools = [_observed(tool, hooks, report) for tool in [*sdk_tools, _handoff_tool(hooks)]]
+        own = [_handoff_tool(hooks)]
+        if hooks.propose_features is not None:
+            own.append(_propose_features_tool(hooks.propose_features))
+        tools = [_observed(tool, hooks, report) for tool in [*sdk_tools, *own]]
         runner = client.beta.messages.tool_runner(
             model=task.model,
             max_tokens=task.max_tokens,
@@ -256,3 +261,32 @@ def _handoff_tool(hooks: WorkerHooks) -> BetaAsyncFunctionTool[Any]:
         return hooks.handoff({"done": done, "next": next, "blockers": blockers or [], "notes": notes})
 
     return handoff
+
+
+class ProposedFeature(BaseModel):
+    """One feature of a proposed done-condition."""
+
+    id: str
+    description: str
+    check: str | None = None
+    rubric: str | None = None
+
+
+def _propose_features_tool(record: Callable[[list[dict[str, Any]]], str]) -> BetaAsyncFunctionTool[Any]:
+    @beta_async_tool(name="propose_features")
+    async def propose_features(features: list[ProposedFeature]) -> str:
+        """Propose the run's done-condition: the features that, all passing, mean the goal is met.
+
+        A person reviews the list before any coding session starts.
+
+        Args:
+            features: Each with an `id` (lowercase letters, digits, "-", "_" or "."), a one-sentence
+                `description`, and a `check` (a shell command run in the workspace that exits 0 when
+                the feature is done) and/or a `rubric` (what a reviewer model must see to pass it).
+        """
+        try:
+            return record([f.model_dump(exclude_none=True) for f in features])
+        except ValueError as exc:
+            raise ToolError(f"the proposal was not recorded: {exc}") from None
+
+    return propose_features

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from longrun.scheduler.spec import parse_duration
+from longrun.scheduler.spec import RATCHET, parse_duration
 from longrun.store.db import Store
 from longrun.store.runs import (
     CheckpointView,
@@ -24,6 +24,7 @@ from longrun.store.runs import (
     VerdictView,
     checkpoint_ancestors,
     get_session,
+    recent_decisions,
     verdicts_at,
 )
 
@@ -37,7 +38,23 @@ _SECTION_BYTES = {
     "handoff": 3_500,
     "commits": 1_500,
     "budget": 800,
+    "decisions": 2_000,
 }
+RECENT_DECISIONS = 5
+RATCHET_DESCRIPTION = (
+    "The tests never go down: no test file deleted and no fewer tests collected than at the best "
+    "checkpoint so far (only a person can accept fewer)."
+)
+
+
+INITIALIZER_TASK = """\
+## This session: propose the done-condition
+The run has no done-condition yet. Read the workspace and the goal, then call
+`propose_features` once with the list of features that, all passing, mean the goal is met.
+Each feature has an `id` (lowercase, like "api-tests"), a one-sentence `description`, and a
+`check` (a shell command run in the workspace that exits 0 when the feature is done) and/or a
+`rubric` (what a separate reviewer model must see to pass it). Prefer checks that run real
+tests. Do not start the work itself: a person reviews the list before any coding session."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,10 @@ class ResumeInputs:
     budget_tokens: int | None = None
     time_box: timedelta = timedelta(hours=5)
     wrap_up: timedelta = timedelta(minutes=10)
+    initializer: bool = False
+    """The run has no done-condition yet: this session proposes one."""
+    decisions: list[str] = field(default_factory=list)
+    """What people decided lately about the run's approvals, newest first, one line each."""
 
 
 def _cut(text: str, limit: int) -> str:
@@ -114,6 +135,14 @@ def build_resume_context(inputs: ResumeInputs) -> str:
             if f.evidence and f.status != "pass":
                 lines.append("  last evidence: " + _cut(f.evidence.strip().replace("\n", "\n  "), 600))
         parts.append(_cut("\n".join(lines), _SECTION_BYTES["features"]))
+
+    if inputs.initializer:
+        parts.append(INITIALIZER_TASK)
+
+    if inputs.decisions:
+        lines = ["## Decisions by the people supervising this run (newest first)"]
+        lines.extend(f"- {_cut(line, 500)}" for line in inputs.decisions)
+        parts.append(_cut("\n".join(lines), _SECTION_BYTES["decisions"]))
 
     if inputs.handoff:
         h = inputs.handoff
@@ -189,10 +218,19 @@ def load_resume_inputs(
         verdict = newest.get(f["id"])
         evidence = ""
         if verdict is not None and verdict.status != "pass":
-            evidence = str(verdict.evidence.get("output_tail") or verdict.evidence.get("rationale") or "")
+            evidence = _evidence_text(verdict)
         features.append(
             FeatureState(f["id"], f["description"], f.get("check"), f.get("rubric"), status, evidence)
         )
+    ratchet = checkpoint.features.get(RATCHET) if checkpoint else None
+    if ratchet is not None and ratchet != "pass":
+        verdict = newest.get(RATCHET)
+        evidence = _evidence_text(verdict) if verdict else ""
+        features.append(FeatureState(RATCHET, RATCHET_DESCRIPTION, None, None, ratchet, evidence))
+    decisions = [
+        f"{a.kind.replace('_', ' ')} {a.state} by {a.decided_by}" + (f": {a.comment}" if a.comment else "")
+        for a in recent_decisions(store, run.id, RECENT_DECISIONS)
+    ]
     budget = spec.get("budget", {})
     sess = spec.get("session", {})
 
@@ -214,7 +252,16 @@ def load_resume_inputs(
         budget_tokens=budget.get("tokens"),
         time_box=session.deadline_at - session.created_at,
         wrap_up=parse_duration(sess.get("wrap_up", "10m")),
+        initializer=not spec.get("features"),
+        decisions=decisions,
     )
+
+
+def _evidence_text(verdict: VerdictView) -> str:
+    """What a failing verdict shows the next session: the check's output, the judge's reasons."""
+    e = verdict.evidence
+    parts = [str(e[k]) for k in ("summary", "output_tail", "rationale", "error") if e.get(k)]
+    return "\n".join(parts)
 
 
 def _session_n_of(store: Store, cp: CheckpointView) -> int | None:

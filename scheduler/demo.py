@@ -19,7 +19,10 @@ DEMO_SCRIPT = "demo"
 
 DEMO_SPEC: dict[str, Any] = {
     "name": "demo",
-    "goal": "Build textstats.py, a small text-statistics module, until its three features pass their tests.",
+    "goal": (
+        "Build textstats.py, a small text-statistics module, until its three functions pass their "
+        "tests, and document them in the README."
+    ),
     "workspace": "workspace",
     "worker": {
         "backend": "scripted",
@@ -52,7 +55,17 @@ DEMO_SPEC: dict[str, Any] = {
             ),
             "check": "python -m pytest -q tests/test_reading_time.py",
         },
+        {
+            "id": "usage-docs",
+            "description": "README.md has a Usage section with an example of each of the three functions.",
+            "rubric": (
+                "README.md has a '## Usage' section that shows word_count, top_words and "
+                "reading_time, each with an example call and the result it returns, and the "
+                "results shown are the ones the code returns."
+            ),
+        },
     ],
+    "judge": {"model": "claude-haiku-5-5"},
 }
 
 _HEADER = """\
@@ -66,7 +79,7 @@ _HEADER = """\
 
 # Comments above a key or table, keyed by its dotted path ("features" comments the first feature).
 _COMMENTS: dict[str, str] = {
-    "goal": "What the run is for; it is done when every feature below passes its check.",
+    "goal": "What the run is for; it is done when the judge passes every feature below.",
     "workspace": "The git working tree the agent works in (longrun makes it a repository).",
     "worker": "Who does the work: the built-in agent, here on the scripted model.",
     "worker.script": "The script the scripted model plays: a built-in name or a .toml/.json path.",
@@ -76,7 +89,9 @@ _COMMENTS: dict[str, str] = {
     "session.checkpoint_every_calls": "Also checkpoint after this many tool calls.",
     "schedule": "The supervisor starts the next session a second after the last one ends.",
     "budget": "Hard caps in US dollars (the scripted model is priced as the model named above).",
-    "features": "The done-condition. Only the judge decides: it runs each check in the workspace.",
+    "features": "The done-condition. Only the judge decides: it runs each check in the workspace, "
+    "and a\n# separate model judges each rubric against the diff and the checks' output.",
+    "judge": "The rubric judge: its own model and prompt, never the worker's; its cost counts too.",
 }
 
 
@@ -169,6 +184,9 @@ A small text-statistics module. Write `textstats.py` in this folder with three f
 Each function has its tests in `tests/`. Run them all with:
 
     python -m pytest -q tests
+
+When the functions work, add a `## Usage` section at the end of this README with an example
+call of each function and the result it returns.
 """
 
 _TEST_WORD_COUNT = """\

@@ -4,7 +4,7 @@ A session runs as `python -m longrun.scheduler.session SESSION_ID` in a process 
 own. Whoever launched it (the CLI's `session run`, later the supervisor) kills the whole group
 at the deadline, records `timed_out`, `crashed` or `killed` when the session could not record
 its own end, and takes a checkpoint of the workspace so the next session starts from the work
-that was done. The judge then runs in this process, never in the worker's.
+that was done. The judge then runs in this process, never in the worker's (`judge.py`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from longrun.evaluators.command import run_check
+from longrun.scheduler.judge import apply_judgement, judge_checkpoint
 from longrun.scheduler.session import take_checkpoint
 from longrun.scheduler.spec import RunSpec
-from longrun.store import log, runs
+from longrun.store import runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition
 from longrun.store.models import FINAL_SESSION_STATES, RunState, SessionState, utcnow
-from longrun.store.runs import RunView, SessionView, VerdictView
+from longrun.store.runs import RunView, SessionView
 
 STALE_HEARTBEAT = timedelta(seconds=30)
 FINISHED_RUN_STATES = {RunState.done, RunState.archived}
@@ -161,45 +161,22 @@ def settle(store: Store, session: SessionView, state: SessionState, reason: str)
     return [ended] if ended else []
 
 
-def judge(store: Store, run_id: str) -> dict[str, str]:
-    """Run every feature's command check against the run's head checkpoint; store the verdicts."""
-    run = runs.get_run(store, run_id)
-    spec = RunSpec.model_validate(run.spec)
-    if run.head_checkpoint_id is None:
-        return {}
-    verdicts = []
-    for feature in spec.features:
-        if not feature.check:
-            continue
-        result = run_check(feature.id, feature.check, Path(run.workspace), feature.timeout.total_seconds())
-        verdicts.append(
-            VerdictView(feature.id, run.head_checkpoint_id, "command", result.status, result.evidence)
-        )
-    if verdicts:
-        runs.add_verdicts(store, run.id, run.head_checkpoint_id, verdicts)
-    return {v.feature_id: v.status for v in verdicts}
-
-
 def run_one_session(store: Store, run: RunView, *, stop_at: datetime | None = None) -> SessionView:
     """Start a session, watch it to its end, judge the result and set the run's state.
 
-    A run that was a draft or paused stays so (one session by hand does not start it).
+    A run that was a draft or paused stays so (one session by hand does not start it), unless
+    the judge decides it: done, or waiting for a person.
     """
     prior = run.state
     launched = start_session(store, run)
     session = watch(store, launched, stop_at=stop_at)
-    statuses = judge(store, run.id)
+    judgement = judge_checkpoint(store, run.id, session_id=session.id, by="session run")
     spec = RunSpec.model_validate(run.spec)
-    all_pass = bool(spec.features) and all(statuses.get(f.id) == "pass" for f in spec.features)
-    head = runs.get_run(store, run.id).head_checkpoint_id
     with store.writing() as conn:
         runs.mark_settled(conn, session.id)
-        if all_pass:
-            runs.set_run_state(conn, run.id, RunState.done, "every feature passes at the latest checkpoint")
-            log.append(conn, run.id, "run_done", {"checkpoint_id": head})
-        else:
-            failing = sorted(f.id for f in spec.features if statuses.get(f.id) != "pass")
-            reason = f"session {session.n} {session.state}; not yet passing: {', '.join(failing) or '—'}"
+        if apply_judgement(conn, store, run, spec, judgement, session.id) is None:
+            failing = ", ".join(sorted(judgement.failing)) or "—"
+            reason = f"session {session.n} {session.state}; not yet passing: {failing}"
             after = prior if prior in (RunState.draft, RunState.paused) else RunState.scheduled
             runs.set_run_state(conn, run.id, after, reason)
     return session

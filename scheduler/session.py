@@ -16,11 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from longrun.scheduler import workspace as ws
 from longrun.scheduler.anthropic_worker import AnthropicWorker
 from longrun.scheduler.breakers import SameErrorWatch, Trip, threshold
 from longrun.scheduler.budget import Spent, caps_left, crossed_warnings, fit_call
 from longrun.scheduler.context import build_resume_context, context_digest, load_resume_inputs
+from longrun.scheduler.features import FEATURES_FILE, features_document, write_features_file
 from longrun.scheduler.notify import Notifier
 from longrun.scheduler.pricing import PriceTable, prices_for
 from longrun.scheduler.scripted import ScriptedModelServer, load_script
@@ -232,6 +235,38 @@ class Harness:
         elif every_minutes and (utcnow() - self.last_checkpoint_at).total_seconds() >= every_minutes * 60:
             self.checkpoint("timer", None)
 
+    def propose_features(self, proposed: list[dict[str, Any]]) -> str:
+        """Record the initializer's proposed done-condition as a pending approval, and end the session."""
+        try:
+            spec = RunSpec.model_validate({**self.spec.model_dump(mode="json"), "features": proposed})
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p + 1) if isinstance(p, int) else str(p) for p in first["loc"])
+            raise ValueError(f"{where}: {first['msg']}") from None
+        if not spec.features:
+            raise ValueError("propose at least one feature")
+        features = [f.model_dump(mode="json", exclude_defaults=True) for f in spec.features]
+        with self.store.writing() as conn:
+            approval = runs.add_approval(
+                conn,
+                self.run.id,
+                "done_condition",
+                {"features": features, "proposed_by": f"session {self.session.n}"},
+                self.session.id,
+            )
+            log.append(
+                conn,
+                self.run.id,
+                "features_proposed",
+                {"approval_id": approval, "features": [f["id"] for f in features]},
+                session_id=self.session.id,
+            )
+        self.stop_requested = True
+        return (
+            f"Recorded {len(features)} proposed features as approval {approval}. A person reviews them "
+            "before any coding session starts; end your turn now."
+        )
+
     def handoff(self, handoff: dict[str, Any]) -> str:
         self.event("handoff", handoff)
         cp = self.checkpoint("handoff", handoff)
@@ -261,6 +296,12 @@ class Harness:
             )
         inputs = load_resume_inputs(self.store, self.run, self.session, start.id if start else None)
         text = build_resume_context(inputs)
+        if inputs.features:
+            document = features_document(self.run.id, inputs.checkpoint_id, inputs.features)
+            sha = write_features_file(self.workspace, document)
+            self.event(
+                "features_file", {"path": FEATURES_FILE, "sha256": sha, "features": len(inputs.features)}
+            )
         self.event(
             "context",
             {
@@ -342,6 +383,7 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         wrap_up_notice=harness.wrap_up_notice,
         after_tool=harness.after_tool,
         handoff=harness.handoff,
+        propose_features=harness.propose_features if not spec.features else None,
     )
     task = WorkerTask(
         context=context,

@@ -63,6 +63,8 @@ __all__ = [
 Loc = tuple[str | int, ...]
 
 OVERRIDE_SOURCE = "--set"
+RATCHET = "ratchet"
+"""The verdicts of the test ratchet are kept under this feature id."""
 DURATION_HINT = "a duration like 90s, 10m, 5h or 1d"
 
 # ---------------------------------------------------------------------------------------------
@@ -563,6 +565,98 @@ class NotifySpec(_Table):
     )
 
 
+class RatchetSpec(_Table):
+    """`[judge.ratchet]`: the test ratchet, which fails a checkpoint whose tests went down."""
+
+    enabled: StrictBool = _key(
+        True,
+        kind="true or false",
+        meaning="whether test files and collected tests must never go down against the best checkpoint",
+    )
+    tests: tuple[StrictStr, ...] | None = _key(
+        None,
+        kind="an array of strings",
+        expected='an array of glob patterns, like ["tests/**/test_*.py"]',
+        meaning="which files are test files (globs from the workspace root); unset: common patterns",
+    )
+    collect: StrictStr = _key(
+        "auto",
+        kind="a string",
+        expected='a shell command, "auto" or "none"',
+        meaning='the command that lists the collected tests; "auto" runs pytest\'s collection when '
+        'there are Python test files, "none" counts files only',
+        pattern=r"\S",
+    )
+    timeout: PositiveDuration = _key(
+        timedelta(minutes=5),
+        kind="a duration",
+        meaning="how long collecting the tests may take before the ratchet counts it as an error",
+    )
+
+
+class JudgeSpec(_Table):
+    """`[judge]`: the LLM rubric judge and the test ratchet. The judge is never the worker."""
+
+    backend: Literal["anthropic", "scripted"] | None = _key(
+        None,
+        kind='one of "anthropic", "scripted"',
+        meaning="where the rubric judge's model runs; unset: the worker's backend",
+    )
+    model: StrictStr | None = _key(
+        None,
+        kind="a string",
+        expected="a model name (a non-empty string)",
+        meaning="the model that judges rubrics; unset: the worker's model",
+        min_length=1,
+    )
+    max_tokens: StrictInt = _key(
+        2048,
+        kind="an integer",
+        expected="an integer from 256 to 32000",
+        meaning="the output token limit of one judge call",
+        ge=256,
+        le=32_000,
+    )
+    base_url: StrictStr | None = _key(
+        None,
+        kind="a string",
+        expected="an http:// or https:// URL",
+        meaning="where the judge's model API is served; unset: the worker's base_url",
+        pattern=r"^https?://[^\s/?#]+\S*$",
+    )
+    script: StrictStr | None = _key(
+        None,
+        kind="a string",
+        expected="a built-in script name or a path to a script file",
+        meaning="the scripted judge's script (its [[judges]] replies); unset: the worker's script",
+        pattern=r"\S",
+    )
+    budget_share: StrictFloat = _key(
+        0.2,
+        kind="a number",
+        expected="a number greater than 0 and at most 1",
+        meaning="the share of budget.usd the judge may spend; its cost is charged to the run",
+        gt=0,
+        le=1,
+    )
+    ratchet: RatchetSpec = _key(factory=RatchetSpec, kind="a table", meaning="the test ratchet")
+
+    @field_validator("script")
+    @classmethod
+    def _script_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return WorkerSpec._script_path(value, info)
+
+
+class ApprovalsSpec(_Table):
+    """`[approvals]`: what waits for a person."""
+
+    sign_off: StrictBool = _key(
+        False,
+        kind="true or false",
+        meaning="when every feature passes, wait for a person's sign-off before the run is done",
+    )
+
+
 class PriceSpec(_Table):
     """One model's prices in USD per million tokens (for `[pricing."model-name"]`)."""
 
@@ -647,6 +741,8 @@ class RunSpec(_Table):
     schedule: ScheduleSpec = _key(factory=ScheduleSpec, kind="a table", meaning="when sessions start")
     breakers: BreakersSpec = _key(factory=BreakersSpec, kind="a table", meaning="circuit breakers")
     notify: NotifySpec = _key(factory=NotifySpec, kind="a table", meaning="where notifications go")
+    judge: JudgeSpec = _key(factory=JudgeSpec, kind="a table", meaning="how features are judged")
+    approvals: ApprovalsSpec = _key(factory=ApprovalsSpec, kind="a table", meaning="what waits for a person")
     pricing: dict[str, PriceSpec] = _key(
         factory=dict,
         kind="a table",
@@ -676,7 +772,10 @@ class RunSpec(_Table):
         first_seen: dict[str, int] = {}
         problems: list[tuple[Loc, str]] = []
         for index, feature in enumerate(features):
-            if feature.id in first_seen:
+            if feature.id == RATCHET:
+                taken = f'"{RATCHET}" is the test ratchet\'s name; choose another id'
+                problems.append(((index, "id"), taken))
+            elif feature.id in first_seen:
                 problems.append(
                     (
                         (index, "id"),
@@ -957,3 +1056,19 @@ def load_spec(path: Path | str, overrides: Sequence[str] = ()) -> RunSpec:
     except UnicodeDecodeError as exc:
         raise _spec_error([f"{source}: not UTF-8 text (byte {exc.start} cannot be decoded)"]) from None
     return parse_spec(text, source=source, base_dir=file.parent, overrides=overrides)
+
+
+def parse_features(text: str, *, source: str, spec: RunSpec) -> RunSpec:
+    """`spec` with its done-condition replaced by the `[[features]]` tables of `text` (a features
+    file a person edited); problems are one-line errors naming the file and the key."""
+    raw = _parse_toml(text, source)
+    extra = sorted(key for key in raw if key != "features")
+    if extra:
+        raise _spec_error([f"{source}: {extra[0]}: only [[features]] tables belong in a features file"])
+    features = raw.get("features")
+    if not features:
+        raise _spec_error([f"{source}: a done-condition needs at least one [[features]] table"])
+    try:
+        return RunSpec.model_validate({**spec.model_dump(mode="json"), "features": features})
+    except ValidationError as exc:
+        raise _spec_error(_messages(exc, source, ())) from None

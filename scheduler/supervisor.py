@@ -36,6 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from longrun.scheduler import launch
 from longrun.scheduler.breakers import Trip, failed, failures_trip, no_progress_trip
+from longrun.scheduler.judge import Judgement, apply_judgement, judge_checkpoint
 from longrun.scheduler.notify import notify_once
 from longrun.scheduler.spec import RunSpec, ScheduleSpec
 from longrun.store import lease, log, runs
@@ -280,15 +281,16 @@ class Supervisor:
     def _settle(self, session: SessionView) -> None:
         """Judge an ended session and plan what comes after it."""
         run = runs.get_run(self.store, session.run_id)
+        judgement: Judgement | None = None
         try:
-            statuses = launch.judge(self.store, run.id)
+            judgement = judge_checkpoint(self.store, run.id, session_id=session.id)
         except LongrunError as exc:
             log.record(self.store, run.id, "judge_error", {"detail": exc.message}, session_id=session.id)
-            statuses = {}
+        statuses = judgement.statuses if judgement is not None else {}
         spec = RunSpec.model_validate(run.spec)
         run = runs.get_run(self.store, run.id)
         now = utcnow()
-        all_pass = bool(spec.features) and all(statuses.get(f.id) == "pass" for f in spec.features)
+        all_pass = judgement is not None and judgement.all_pass
         retry_at = _retry_at(self.store, session)
         ended = _ended_data(self.store, session)
         cap = ended.get("cap") if session.end_reason == "budget" else None
@@ -299,6 +301,11 @@ class Supervisor:
         with self.store.writing() as conn:
             runs.mark_settled(conn, session.id)
             log.append(conn, run.id, "session_judged", {"n": session.n, **progress}, session_id=session.id)
+            decided = None
+            if judgement is not None:
+                decided = apply_judgement(conn, self.store, run, spec, judgement, session.id)
+            if decided is not None:
+                trips = []
             for trip in trips:
                 runs.set_breaker(conn, run.id, trip.name, "open", trip.reason)
                 log.append(
@@ -308,18 +315,14 @@ class Supervisor:
                     {"breaker": trip.name, **trip.numbers},
                     session_id=session.id,
                 )
-            tripped = [t.name for t in trips] + ([in_session_trip] if in_session_trip else [])
+            tripped = [t.name for t in trips] + ([in_session_trip] if in_session_trip and not decided else [])
             if not all_pass and not tripped:
                 for name, breaker in runs.breakers(self.store, run.id).items():
                     if breaker.state == "half_open":  # the trial session went well
                         runs.set_breaker(conn, run.id, name, "closed")
                         log.append(conn, run.id, "breaker_closed", {"breaker": name}, session_id=session.id)
-            if all_pass:
-                runs.set_run_state(
-                    conn, run.id, RunState.done, "every feature passes at the latest checkpoint"
-                )
-                runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
-                log.append(conn, run.id, "run_done", {"checkpoint_id": run.head_checkpoint_id})
+            if decided is not None:
+                pass  # done, or waiting for a person (sign-off, a proposed done-condition, the ratchet)
             elif tripped:
                 reason = "; ".join(f"breaker {name} tripped" for name in tripped) + (
                     f": reset with `longrun breaker reset {run.id} NAME`"

@@ -78,6 +78,9 @@ class WorkerHooks:
     checkpoints and watches for the same error coming back."""
     handoff: Callable[[dict[str, Any]], str]
     """Record the worker's handoff and checkpoint; returns a line to tell the model."""
+    propose_features: Callable[[list[dict[str, Any]]], str] | None = None
+    """In an initializer session: record the proposed done-condition; returns a line to tell the
+    model, or raises `ValueError` with what is wrong with the proposal."""
 
 
 @dataclass(frozen=True)

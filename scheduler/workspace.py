@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +178,41 @@ def restore(workspace: Path, branch: str, checkpoint_commit: str, keep_ref: str)
     git(workspace, "clean", "-q", "-fd", "-e", PRIVATE_DIR)
     git(workspace, "read-tree", "-u", "--reset", checkpoint_commit)
     git(workspace, "reset", "-q")
+
+
+def diff(workspace: Path, base: str, tip: str, limit: int) -> tuple[str, bool]:
+    """`git diff` from `base` to `tip` (a stat, then the patch), at most `limit` bytes of it, and
+    whether it was cut. Longrun's private folder is left out. Reads no more than it keeps."""
+    args = ["git", "diff", "--no-color", "--no-ext-diff", "--stat", "--patch", base, tip, "--"]
+    args += [".", f":(exclude){PRIVATE_DIR}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    try:
+        proc = subprocess.Popen(args, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    except FileNotFoundError:
+        raise WorkspaceError("git is not installed (longrun keeps checkpoints as git commits)") from None
+    assert proc.stdout is not None and proc.stderr is not None
+    data = proc.stdout.read(limit + 1)
+    cut = len(data) > limit
+    if cut:
+        proc.kill()
+    error = proc.stderr.read().decode(errors="replace").strip()
+    proc.wait()
+    if not cut and proc.returncode != 0:
+        raise WorkspaceError(
+            f"{workspace}: git diff failed: {error.splitlines()[-1] if error else proc.returncode}"
+        )
+    return data[:limit].decode(errors="ignore"), cut
+
+
+@contextmanager
+def detached_copy(workspace: Path, commit: str) -> Iterator[Path]:
+    """A temporary worktree of the repository at `commit` (detached), removed afterwards: a place
+    to look at a checkpoint without touching the workspace."""
+    folder = Path(tempfile.mkdtemp(prefix="longrun-at-"))
+    git(workspace, "worktree", "add", "-q", "--detach", "-f", str(folder), commit)
+    try:
+        yield folder
+    finally:
+        git(workspace, "worktree", "remove", "--force", str(folder), check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+        git(workspace, "worktree", "prune", check=False)

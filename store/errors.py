@@ -61,6 +61,12 @@ class CheckpointNotFound(LongrunError):
     title = "unknown checkpoint"
 
 
+class ApprovalNotFound(LongrunError):
+    """No approval has the id given."""
+
+    title = "unknown approval"
+
+
 class InvalidTransition(LongrunError):
     """A control verb that the run's current state does not allow."""
 

@@ -217,3 +217,16 @@ def _stream_chain(store: Store, run_id: str) -> Iterator[tuple[Any, ...]]:
         for row in rows:
             yield tuple(row)
         last = rows[-1][0]
+
+
+def latest_event(store: Store, run_id: str, kind: str) -> EventView | None:
+    """The newest event of one kind in a run, or None (an indexed look-up)."""
+    sql = (
+        "SELECT run_id, seq, session_id, ts, kind, data FROM event "
+        "WHERE run_id = :run AND kind = :kind ORDER BY ts DESC, seq DESC LIMIT 1"
+    )
+    with store.reading() as conn:
+        r = conn.execute(text(sql), {"run": run_id, "kind": kind}).first()
+    if r is None:
+        return None
+    return EventView(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], json.loads(r[5]))

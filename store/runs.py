@@ -17,14 +17,19 @@ from sqlmodel import Session, col, select
 
 from longrun.store import log
 from longrun.store.db import Store
-from longrun.store.errors import CheckpointNotFound, InvalidTransition, RunNotFound, SessionNotFound
+from longrun.store.errors import (
+    ApprovalNotFound,
+    CheckpointNotFound,
+    InvalidTransition,
+    RunNotFound,
+    SessionNotFound,
+)
 from longrun.store.models import (
     FINAL_SESSION_STATES,
     Checkpoint,
     Run,
     RunSession,
     SessionState,
-    Verdict,
     iso,
     utcnow,
 )
@@ -694,52 +699,62 @@ def checkpoint_ancestors(store: Store, checkpoint_id: int, limit: int) -> list[C
 
 def add_verdicts(store: Store, run_id: str, checkpoint_id: int, verdicts: list[VerdictView]) -> None:
     """Store verdicts of one checkpoint, each as an event too, and fold them into its feature status."""
+    with store.writing() as conn:
+        add_verdicts_in(conn, run_id, checkpoint_id, verdicts)
+
+
+def add_verdicts_in(conn: Connection, run_id: str, checkpoint_id: int, verdicts: list[VerdictView]) -> None:
+    """`add_verdicts` in the caller's transaction."""
     now = utcnow()
-    with store.orm(write=True) as db:
-        cp = db.get(Checkpoint, checkpoint_id)
-        if cp is None:
-            raise CheckpointNotFound(f"no checkpoint {checkpoint_id}")
-        status = json.loads(cp.features_json)
-        conn = db.connection()
-        for v in verdicts:
-            db.add(
-                Verdict(
-                    run_id=run_id,
-                    checkpoint_id=checkpoint_id,
-                    feature_id=v.feature_id,
-                    judge=v.judge,
-                    status=v.status,
-                    evidence_json=log.canonical_json(v.evidence),
-                    created_at=now,
-                )
-            )
-            status[v.feature_id] = v.status
-        db.flush()
-        # Feature status on the checkpoint row is derived data (the verdict rows are the record),
-        # kept so that a resume context never has to scan verdict history.
+    row = conn.execute(
+        text("SELECT features_json FROM checkpoint WHERE id = :id AND run_id = :run"),
+        {"id": checkpoint_id, "run": run_id},
+    ).first()
+    if row is None:
+        raise CheckpointNotFound(f"no checkpoint {checkpoint_id} in run {run_id}")
+    status = json.loads(row[0])
+    for v in verdicts:
         conn.execute(
-            text("UPDATE checkpoint SET features_json = :f WHERE id = :id"),
-            {"f": log.canonical_json(status), "id": checkpoint_id},
+            text(
+                "INSERT INTO verdict (run_id, checkpoint_id, feature_id, judge, status, evidence_json, "
+                "created_at) VALUES (:run, :cp, :feature, :judge, :status, :evidence, :now)"
+            ),
+            {
+                "run": run_id,
+                "cp": checkpoint_id,
+                "feature": v.feature_id,
+                "judge": v.judge,
+                "status": v.status,
+                "evidence": log.canonical_json(v.evidence),
+                "now": iso(now),
+            },
         )
-        log.append_many(
-            conn,
-            run_id,
-            [
-                (
-                    "verdict",
-                    {
-                        "checkpoint_id": checkpoint_id,
-                        "feature_id": v.feature_id,
-                        "judge": v.judge,
-                        "status": v.status,
-                        "evidence": v.evidence,
-                    },
-                    None,
-                    now,
-                )
-                for v in verdicts
-            ],
-        )
+        status[v.feature_id] = v.status
+    # Feature status on the checkpoint row is derived data (the verdict rows are the record),
+    # kept so that a resume context never has to scan verdict history.
+    conn.execute(
+        text("UPDATE checkpoint SET features_json = :f WHERE id = :id"),
+        {"f": log.canonical_json(status), "id": checkpoint_id},
+    )
+    log.append_many(
+        conn,
+        run_id,
+        [
+            (
+                "verdict",
+                {
+                    "checkpoint_id": checkpoint_id,
+                    "feature_id": v.feature_id,
+                    "judge": v.judge,
+                    "status": v.status,
+                    "evidence": v.evidence,
+                },
+                None,
+                now,
+            )
+            for v in verdicts
+        ],
+    )
 
 
 def latest_verdicts(
@@ -769,6 +784,19 @@ def latest_verdicts(
             if row is not None:
                 out[feature_id] = _verdict_view(row)
     return out
+
+
+def run_verdicts(store: Store, run_id: str) -> list[VerdictView]:
+    """Every verdict of a run, by checkpoint, then feature, then time (for the verdict matrix)."""
+    with store.reading() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT feature_id, checkpoint_id, judge, status, evidence_json, created_at FROM verdict "
+                "WHERE run_id = :run ORDER BY checkpoint_id, feature_id, id"
+            ),
+            {"run": run_id},
+        ).all()
+    return [_verdict_view(r) for r in rows]
 
 
 def verdicts_at(store: Store, checkpoint_ids: list[int]) -> dict[int, list[VerdictView]]:
@@ -854,11 +882,28 @@ def add_approval(
     return approval_id
 
 
-def list_approvals(store: Store, run_id: str | None = None, state: str | None = None) -> list[ApprovalView]:
-    sql = (
-        "SELECT id, run_id, session_id, kind, state, request_json, requested_at, decided_by, decided_at, "
-        "comment FROM approval WHERE 1=1"
+_APPROVAL_COLUMNS = (
+    "id, run_id, session_id, kind, state, request_json, requested_at, decided_by, decided_at, comment"
+)
+
+
+def _approval_view(r: Any) -> ApprovalView:
+    return ApprovalView(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        json.loads(r[5]),
+        datetime.fromisoformat(r[6]),
+        r[7],
+        datetime.fromisoformat(r[8]) if r[8] else None,
+        r[9],
     )
+
+
+def list_approvals(store: Store, run_id: str | None = None, state: str | None = None) -> list[ApprovalView]:
+    sql = f"SELECT {_APPROVAL_COLUMNS} FROM approval WHERE 1=1"
     params: dict[str, Any] = {}
     if run_id is not None:
         sql += " AND run_id = :run"
@@ -868,21 +913,30 @@ def list_approvals(store: Store, run_id: str | None = None, state: str | None = 
         params["state"] = state
     with store.reading() as conn:
         rows = conn.execute(text(sql + " ORDER BY id"), params).all()
-    return [
-        ApprovalView(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            json.loads(r[5]),
-            datetime.fromisoformat(r[6]),
-            r[7],
-            datetime.fromisoformat(r[8]) if r[8] else None,
-            r[9],
-        )
-        for r in rows
-    ]
+    return [_approval_view(r) for r in rows]
+
+
+def recent_decisions(store: Store, run_id: str, limit: int) -> list[ApprovalView]:
+    """The run's latest decided approvals, newest first (an indexed look-up, bounded)."""
+    with store.reading() as conn:
+        rows = conn.execute(
+            text(
+                f"SELECT {_APPROVAL_COLUMNS} FROM approval WHERE run_id = :run AND state != 'pending' "
+                "ORDER BY decided_at DESC, id DESC LIMIT :limit"
+            ),
+            {"run": run_id, "limit": limit},
+        ).all()
+    return [_approval_view(r) for r in rows]
+
+
+def get_approval(store: Store, approval_id: int) -> ApprovalView:
+    with store.reading() as conn:
+        row = conn.execute(
+            text(f"SELECT {_APPROVAL_COLUMNS} FROM approval WHERE id = :id"), {"id": approval_id}
+        ).first()
+    if row is None:
+        raise ApprovalNotFound(f"no approval {approval_id} (see `longrun approvals`)")
+    return _approval_view(row)
 
 
 def decide_approval(conn: Connection, approval_id: int, state: str, by: str, comment: str | None) -> bool:

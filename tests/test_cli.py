@@ -26,7 +26,7 @@ def test_demo_runs_to_the_end_and_its_run_shows_sessions_checkpoints_and_a_whole
     summary = proc.stdout.strip().splitlines()
     run_id = summary[0].split()[2].rstrip(":")
     assert summary[-1].startswith(f"{run_id}: done after ")
-    assert "3/3 features pass" in summary[-1]
+    assert "4/4 features pass" in summary[-1]
 
     doc = json.loads(cli("run", "show", run_id, "--json", check=True).stdout)
     for key in ("id", "name", "state", "spent_usd", "tokens", "sessions", "checkpoints", "features"):
@@ -43,7 +43,18 @@ def test_demo_runs_to_the_end_and_its_run_shows_sessions_checkpoints_and_a_whole
         "word_count": "pass",
         "top_words": "pass",
         "reading_time": "pass",
+        "usage-docs": "pass",
     }
+    # Done by the judge's verdicts: features went from fail to pass across checkpoints, the
+    # command checks ran pytest, and the rubric was judged by the LLM judge.
+    verdicts = json.loads(cli("verdicts", run_id, "--json", check=True).stdout)
+    history = {f["id"]: f["history"] for f in verdicts["features"]}
+    assert history["top_words"][-2:] == ["fail", "pass"] and history["usage-docs"][-2:] == ["fail", "pass"]
+    top_words_fail = next(v for f in verdicts["features"] if f["id"] == "top_words" for v in f["verdicts"])
+    assert "failed" in top_words_fail["evidence"]["output_tail"] and top_words_fail["judge"] == "command"
+    docs = next(f for f in verdicts["features"] if f["id"] == "usage-docs")["verdicts"][-1]
+    assert docs["judge"] == "llm" and docs["evidence"]["criteria"] and docs["evidence"]["confidence"] > 0
+    assert history["ratchet"][-1] == "pass"
 
     verify = cli("verify", run_id, check=True)
     assert "chain whole" in verify.stdout

@@ -17,7 +17,11 @@ FORBIDDEN = {
 }
 MODULES = {
     "longrun.store": ["longrun.store.db", "longrun.store.log", "longrun.store.runs", "longrun.store.models"],
-    "longrun.evaluators": ["longrun.evaluators.command"],
+    "longrun.evaluators": [
+        "longrun.evaluators.command",
+        "longrun.evaluators.llm",
+        "longrun.evaluators.ratchet",
+    ],
     "longrun.scheduler": [
         "longrun.scheduler.session",
         "longrun.scheduler.control",
@@ -27,6 +31,8 @@ MODULES = {
         "longrun.scheduler.supervisor",
         "longrun.scheduler.notify",
         "longrun.scheduler.breakers",
+        "longrun.scheduler.judge",
+        "longrun.scheduler.features",
     ],
 }
 
