@@ -711,17 +711,30 @@ def _request_line(kind: str, request: dict[str, Any]) -> str:
         return f"every feature passes at checkpoint {request.get('checkpoint_id')}"
     if kind == "breaker_reset":
         return f"breaker {request.get('breaker')}"
+    if kind == "tool_call":
+        from longrun.scheduler.policy import subject
+
+        what = subject(str(request.get("tool")), request.get("input") or {})
+        return f"{request.get('tool')}: {what[:80]} ({request.get('reason')})"
+    if kind == "question":
+        return f"question: {str(request.get('question'))[:100]}"
     if kind == "budget_raise":
         return f"budget cap {request.get('cap')}"
     return json.dumps(request)[:120]
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from longrun.scheduler.control import decide
+    from longrun.scheduler.control import decide, decide_by_token
     from longrun.store import runs
 
     store = _store(args)
-    approval = decide(store, args.id, approve=args.command == "approve", by=args.by, comment=args.comment)
+    approve = args.command == "approve"
+    if (args.id is None) == (args.token is None):
+        raise SpecError(f"{args.command}: give an approval ID or --token T (one of them)")
+    if args.token is not None:
+        approval = decide_by_token(store, args.token, approve=approve, comment=args.comment)
+    else:
+        approval = decide(store, args.id, approve=approve, by=args.by, comment=args.comment)
     run = runs.get_run(store, approval.run_id)
     if args.json:
         _print_json(approval.to_json())
@@ -730,6 +743,22 @@ def cmd_decide(args: argparse.Namespace) -> int:
         f"approval {approval.id} ({approval.kind}) {approval.state} by {approval.decided_by}; "
         f"{run.name} ({run.id}) is {run.state}"
     )
+    if run.state == "scheduled" and not _supervisor_alive(store):
+        print("no supervisor is running: start one with `longrun daemon` (or open longrun-ui)")
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from longrun.scheduler.control import answer
+    from longrun.store import runs
+
+    store = _store(args)
+    approval = answer(store, args.id, args.text, by=args.by)
+    run = runs.get_run(store, approval.run_id)
+    if args.json:
+        _print_json(approval.to_json())
+        return 0
+    print(f"question {approval.id} answered by {approval.decided_by}; {run.name} ({run.id}) is {run.state}")
     if run.state == "scheduled" and not _supervisor_alive(store):
         print("no supervisor is running: start one with `longrun daemon` (or open longrun-ui)")
     return 0
@@ -844,9 +873,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="decided ones too")
     for verb, text in (("approve", "approve a pending approval"), ("deny", "deny a pending approval")):
         p = add(verb, cmd_decide, text, json_flag)
-        p.add_argument("id", type=int, metavar="ID")
+        p.add_argument("id", type=int, nargs="?", metavar="ID")
+        p.add_argument(
+            "--token", metavar="T", help="decide the approval this single-use token was issued for"
+        )
         p.add_argument("--comment", help="why (the next session is told)")
         p.add_argument("--by", metavar="NAME", help="who decides (default: your user name)")
+    p = add("answer", cmd_answer, "answer a question the worker asked", json_flag)
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--by", metavar="NAME", help="who answers (default: your user name)")
 
     session = sub.add_parser("session", help="run sessions", parents=[common])
     session_sub = session.add_subparsers(dest="session_command", required=True, parser_class=_Parser)

@@ -21,10 +21,13 @@ from anthropic.lib.tools.agent_toolset import AgentToolContext, beta_agent_tools
 from pydantic import BaseModel
 
 from longrun.evaluators.command import clean_env
+from longrun.scheduler.policy import ASK_HUMAN
 from longrun.scheduler.worker import (
+    Decided,
     EndReason,
     ModelCall,
     Reporter,
+    ResumePoint,
     ToolDecision,
     WorkerHooks,
     WorkerOutcome,
@@ -129,12 +132,17 @@ class AnthropicWorker:
         own = [_handoff_tool(hooks)]
         if hooks.propose_features is not None:
             own.append(_propose_features_tool(hooks.propose_features))
+        if hooks.pause is not None:
+            own.append(_ask_human_tool())
         tools = [_observed(tool, hooks, report) for tool in [*sdk_tools, *own]]
+        messages: list[Any] = [{"role": "user", "content": task.context}]
+        if task.resume is not None:
+            messages = await _resumed(task.resume, {t.name: t for t in tools})
         runner = client.beta.messages.tool_runner(
             model=task.model,
             max_tokens=task.max_tokens,
             system=SYSTEM_PROMPT,
-            messages=[{"role": "user", "content": task.context}],
+            messages=messages,
             tools=tools,
             cache_control={"type": "ephemeral"},
             thread=False,
@@ -161,6 +169,13 @@ class AnthropicWorker:
                 )
                 if hooks.should_stop():
                     return WorkerOutcome(EndReason.stopped, "a stop was requested")
+                calls = [b for b in message.content if b.type == "tool_use"]
+                waiting = [b for b in calls if hooks.tool_policy(b.name, dict(b.input)) is ToolDecision.ask]
+                if waiting and hooks.pause is not None:
+                    # Before any call of this message runs: keep the conversation, and stop.
+                    history = [*_history(runner), message.to_param()]
+                    detail = hooks.pause(_plain(history), [_plain(b.to_dict()) for b in waiting])
+                    return WorkerOutcome(EndReason.approval, detail)
                 started = time.monotonic()
             return WorkerOutcome(EndReason.finished, "the model ended its turn")
         except BudgetExhausted as exc:
@@ -290,3 +305,78 @@ def _propose_features_tool(record: Callable[[list[dict[str, Any]]], str]) -> Bet
             raise ToolError(f"the proposal was not recorded: {exc}") from None
 
     return propose_features
+
+
+def _history(runner: Any) -> list[Any]:
+    """The conversation the runner sent last (without the reply in hand), read through its public
+    `set_messages_params`, which hands the current params to a function and keeps what it returns."""
+    seen: dict[str, list[Any]] = {}
+
+    def keep(params: Any) -> Any:
+        seen["messages"] = list(params["messages"])
+        return params
+
+    runner.set_messages_params(keep)
+    return seen["messages"]
+
+
+def _plain(value: Any) -> Any:
+    """Messages as plain JSON data (the SDK may hold some as models)."""
+    if hasattr(value, "to_param"):
+        value = value.to_param()
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+async def _resumed(point: ResumePoint, tools: dict[str, BetaAsyncFunctionTool[Any]]) -> list[Any]:
+    """The paused conversation with the results of its waiting message's calls: each runs now as
+    a person decided (exactly that call, once), is refused with their words, or gets the answer."""
+    last = point.messages[-1]
+    results: list[dict[str, Any]] = []
+    for block in last.get("content", []):
+        if not isinstance(block, dict) or block.get("type") != "tool_use":
+            continue
+        decided = point.decided.get(block["id"], Decided("run"))
+        content: Any
+        if decided.action == "run":
+            tool = tools.get(block["name"])
+            if tool is None:
+                content, is_error = f"Error: tool {block['name']!r} is not available", True
+            else:
+                try:
+                    content, is_error = await tool.call(block.get("input") or {}), False
+                except ToolError as exc:
+                    content, is_error = _tool_text(exc.content), True
+                except Exception as exc:  # as the SDK's runner would: the model sees the error
+                    content, is_error = f"{type(exc).__name__}: {exc}", True
+        else:
+            content, is_error = decided.text, decided.action == "deny"
+        results.append(
+            {"type": "tool_result", "tool_use_id": block["id"], "content": content, "is_error": is_error}
+        )
+    if point.notice:
+        results.append({"type": "text", "text": point.notice})
+    return [*point.messages, {"role": "user", "content": results}]
+
+
+def _ask_human_tool() -> BetaAsyncFunctionTool[Any]:
+    @beta_async_tool(name=ASK_HUMAN)
+    async def ask_human(question: str, why: str, choices: list[str] | None = None) -> str:
+        """Ask the person supervising this run a question, and wait for the answer.
+
+        Use it instead of guessing when a decision is theirs to make or you are blocked. The session
+        pauses until they answer; the answer comes back as this tool's result.
+
+        Args:
+            question: The question, on its own.
+            why: Why it matters: what you will do with the answer.
+            choices: The answers you expect, if there are a few.
+        """
+        raise ToolError("not run: a question waits for a person's answer")  # the harness pauses first
+
+    return ask_human

@@ -300,6 +300,10 @@ def decide(
     _still_pending(approval)
     run = runs.get_run(store, approval.run_id)
     kind = approval.kind
+    if approve and kind == "question":
+        raise InvalidTransition(
+            f"approval {approval.id} is a question: answer it with `longrun answer {approval.id} TEXT`"
+        )
     if approve and kind == "budget_raise":
         raise InvalidTransition(
             f"approval {approval.id} asks for more budget: "
@@ -542,3 +546,51 @@ def features_document_of(store: Store, ref: str) -> dict[str, object]:
         "ratchet": latest[RATCHET].to_json() if RATCHET in latest else None,
         "proposal": proposal.to_json() if proposal else None,
     }
+
+
+def answer(store: Store, approval_id: int, text_: str, *, by: str | None = None) -> ApprovalView:
+    """Answer a question the worker asked; the next session goes on with the answer."""
+    approval = runs.get_approval(store, approval_id)
+    _still_pending(approval)
+    if approval.kind != "question":
+        raise InvalidTransition(
+            f"approval {approval.id} is a {approval.kind.replace('_', ' ')}, not a question: "
+            f"use `longrun approve {approval.id}` or `longrun deny {approval.id}`"
+        )
+    if not text_.strip():
+        raise InvalidTransition("an answer needs some text")
+    who = _who(by)
+    with store.writing() as conn:
+        if not runs.decide_approval(conn, approval.id, "answered", who, text_):
+            raise InvalidTransition(_decided_already(runs.get_approval(store, approval.id)))
+        _go_on(conn, approval.run_id, f"question answered by {who}")
+    return runs.get_approval(store, approval.id)
+
+
+def decide_by_token(store: Store, token: str, *, approve: bool, comment: str | None = None) -> ApprovalView:
+    """Decide the one approval a token was issued for (a link, a webhook consumer); the token is
+    good once."""
+    approval_id = runs.approval_of_token(store, token)
+    if approval_id is None:
+        raise InvalidTransition("that token decides no pending approval (it is wrong, or was used already)")
+    return decide(store, approval_id, approve=approve, by="token holder", comment=comment)
+
+
+def expire_approvals(store: Store) -> list[ApprovalView]:
+    """Pending approvals past their `expires_at` take their rule's expiry action (deny by default)."""
+    expired = []
+    for approval in runs.overdue_approvals(store, utcnow()):
+        action = (approval.request.get("rule") or {}).get("on_expiry", "deny")
+        with store.writing() as conn:
+            note = f"waited past its expiry; {'approved' if action == 'approve' else 'denied'} by the rule"
+            if runs.decide_approval(conn, approval.id, "expired", "longrun", note):
+                log.append(
+                    conn,
+                    approval.run_id,
+                    "approval_expired",
+                    {"approval_id": approval.id, "action": action},
+                    session_id=approval.session_id,
+                )
+                _go_on(conn, approval.run_id, f"approval {approval.id} expired ({action})")
+                expired.append(approval)
+    return expired

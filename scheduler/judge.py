@@ -34,6 +34,7 @@ from longrun.evaluators.llm import (
     judge_rubric,
     rubric_request,
 )
+from longrun.scheduler import policy
 from longrun.scheduler import workspace as ws
 from longrun.scheduler.budget import CapLeft, Spent, caps_left, fit_call
 from longrun.scheduler.features import features_file_change
@@ -44,7 +45,7 @@ from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError
 from longrun.store.models import RunState, utcnow
-from longrun.store.runs import CheckpointView, RunView, Usage, VerdictView
+from longrun.store.runs import ApprovalView, CheckpointView, RunView, Usage, VerdictView
 
 ANCESTORS_SEARCHED = 500
 """How far back the judge looks for a feature's last pass and for the ratchet's best measure."""
@@ -465,6 +466,9 @@ def apply_judgement(
     """
     pending = runs.list_approvals(store, run.id, state="pending")
     kinds = {a.kind for a in pending}
+    waiting = [a for a in pending if a.kind in ("tool_call", "question")]
+    if waiting:
+        return _wait(conn, run.id, waiting_reason(waiting))
     proposed = next((a for a in pending if a.kind == "done_condition"), None)
     if proposed is not None:
         count = len(proposed.request.get("features", []))
@@ -508,6 +512,23 @@ def apply_judgement(
         )
         return _wait(conn, run.id, reason)
     return None
+
+
+def waiting_reason(waiting: list[ApprovalView]) -> str:
+    """Why a run waits for the calls and questions it paused on, and how to decide them."""
+    parts = []
+    for a in waiting:
+        if a.kind == "question":
+            parts.append(
+                f"a question waits for an answer (`longrun answer {a.id} TEXT`): {a.request.get('question')}"
+            )
+        else:
+            what = policy.subject(str(a.request.get("tool")), a.request.get("input") or {})
+            parts.append(
+                f"{a.request.get('tool')} `{what[:120]}` waits for approval ({a.request.get('reason')}): "
+                f"`longrun approve {a.id}` or `longrun deny {a.id}`"
+            )
+    return "; ".join(parts)
 
 
 def _wait(conn: Connection, run_id: str, reason: str) -> str:

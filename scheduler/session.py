@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from longrun.scheduler import policy
 from longrun.scheduler import workspace as ws
 from longrun.scheduler.anthropic_worker import AnthropicWorker
 from longrun.scheduler.breakers import SameErrorWatch, Trip, threshold
@@ -29,8 +30,10 @@ from longrun.scheduler.pricing import PriceTable, prices_for
 from longrun.scheduler.scripted import ScriptedModelServer, load_script
 from longrun.scheduler.spec import RunSpec, format_duration
 from longrun.scheduler.worker import (
+    Decided,
     EndReason,
     ModelCall,
+    ResumePoint,
     ToolDecision,
     WorkerHooks,
     WorkerOutcome,
@@ -70,6 +73,9 @@ class Harness:
         self.wrap_up_sent = False
         self.calls_since_checkpoint = 0
         self.last_checkpoint_at = utcnow()
+        self.rules = policy.rules_of(spec)
+        self.approved: set[tuple[str, str]] = set()
+        """Calls a person approved, as (tool, canonical input): each runs once without asking again."""
         self.last_input_bound: tuple[int, int] | None = None
         """(input tokens the last reply reported in all, bytes of the request that produced it)."""
 
@@ -195,7 +201,51 @@ class Harness:
         return {**body, "max_tokens": fit.max_tokens}
 
     def tool_policy(self, tool: str, args: dict[str, Any]) -> ToolDecision:
-        return ToolDecision.allow
+        """What the run's approval rules say about a call; a call a person approved runs, once."""
+        key = (tool, log.canonical_json(args))
+        if key in self.approved:
+            self.approved.remove(key)
+            return ToolDecision.allow
+        return ToolDecision(policy.decide(self.rules, tool, args, self.workspace).action)
+
+    def pause(self, history: list[dict[str, Any]], waiting: list[dict[str, Any]]) -> str:
+        """The model made calls that wait for a person: checkpoint, keep the conversation exactly,
+        ask for each, and end the session. Nothing of that message has run."""
+        cp = self.checkpoint("approval", None)
+        asked: list[str] = []
+        tokens: dict[int, str] = {}
+        with self.store.writing() as conn:
+            conversation = runs.add_conversation(
+                conn, self.run.id, self.session.id, cp.id, "approval", history
+            )
+            for call in waiting:
+                args = dict(call.get("input") or {})
+                decision = policy.decide(self.rules, call["name"], args, self.workspace)
+                base = {"tool_use_id": call["id"], "conversation_id": conversation, "checkpoint_id": cp.id}
+                if call["name"] == policy.ASK_HUMAN:
+                    kind = "question"
+                    request = base | {k: args.get(k) for k in ("question", "why", "choices")}
+                else:
+                    kind = "tool_call"
+                    request = base | {"tool": call["name"], "input": args, **decision.to_json()}
+                expires = utcnow() + decision.expires_after if decision.expires_after else None
+                approval = runs.add_approval(
+                    conn, self.run.id, kind, request, self.session.id, expires_at=expires
+                )
+                tokens[approval] = runs.issue_token(conn, approval)
+                asked.append(f"{kind} {approval}")
+            log.append(
+                conn,
+                self.run.id,
+                "paused_for_approval",
+                {"checkpoint_id": cp.id, "conversation_id": conversation, "approvals": asked},
+                session_id=self.session.id,
+            )
+        for approval, token in tokens.items():
+            # The token decides this one approval; it goes to the webhook only, never to the store.
+            data = {"approval_id": approval, "token": token}
+            self.notifier.send("approval_requested", self.run.id, self.run.name, data)
+        return f"waiting for a person: {', '.join(asked)}"
 
     def should_stop(self) -> bool:
         return self.stop_requested
@@ -342,6 +392,60 @@ def checkpoint_ref(run_id: str, sha: str | None) -> str:
     return f"refs/longrun/{run_id}/checkpoints/{sha or 'head'}"
 
 
+def resume_point(harness: Harness) -> ResumePoint | None:
+    """The conversation this session goes on from, when the last one paused for a person at the
+    checkpoint it starts from and every call it asked about is decided."""
+    conversation = runs.paused_conversation(harness.store, harness.run.id, harness.session.from_checkpoint_id)
+    if conversation is None:
+        return None
+    mine = [
+        a
+        for a in runs.list_approvals(harness.store, harness.run.id)
+        if a.request.get("conversation_id") == conversation.id
+    ]
+    if any(a.state == "pending" for a in mine):
+        return None
+    decided: dict[str, Decided] = {}
+    lines = []
+    for a in mine:
+        who = f"{a.decided_by} at {a.decided_at.isoformat(timespec='seconds') if a.decided_at else '?'}"
+        said = f": {a.comment}" if a.comment and a.kind != "question" else ""
+        approved = a.state == "approved" or (
+            a.state == "expired" and (a.request.get("rule") or {}).get("on_expiry") == "approve"
+        )
+        if a.kind == "question" and a.state == "answered":
+            decided[a.request["tool_use_id"]] = Decided("answer", a.comment or "")
+            lines.append(f"your question was answered by {who}")
+        elif a.kind == "question":
+            text = f"No answer: the question was {a.state} by {who}{said}. Go on with your best judgement."
+            decided[a.request["tool_use_id"]] = Decided("deny", text)
+            lines.append(f"your question was {a.state}")
+        elif approved:
+            decided[a.request["tool_use_id"]] = Decided("run")
+            harness.approved.add((a.request["tool"], log.canonical_json(a.request.get("input") or {})))
+            lines.append(f"{a.request['tool']} call approved by {who}{said}")
+        else:
+            text = f"Not run: the call was {a.state} by {who}{said}. Do not try it again; find another way."
+            decided[a.request["tool_use_id"]] = Decided("deny", text)
+            lines.append(f"{a.request['tool']} call {a.state} by {who}{said}")
+    notice = "[longrun] This session goes on from where the last one paused: " + "; ".join(lines) + "."
+    with harness.store.writing() as conn:
+        runs.mark_resumed(conn, conversation.id, harness.session.id)
+        log.append(
+            conn,
+            harness.run.id,
+            "conversation_resumed",
+            {
+                "conversation_id": conversation.id,
+                "approvals": [a.id for a in mine],
+                "results": {call: {"action": d.action, "text": d.text} for call, d in decided.items()},
+                "notice": notice,
+            },
+            session_id=harness.session.id,
+        )
+    return ResumePoint(conversation.messages, decided, notice)
+
+
 async def _heartbeat(harness: Harness) -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_SECONDS)
@@ -376,6 +480,7 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         finish(harness, outcome)
         return outcome
 
+    resume = resume_point(harness)
     hooks = WorkerHooks(
         check_call=harness.check_call,
         tool_policy=harness.tool_policy,
@@ -384,6 +489,7 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         after_tool=harness.after_tool,
         handoff=harness.handoff,
         propose_features=harness.propose_features if not spec.features else None,
+        pause=harness.pause,
     )
     task = WorkerTask(
         context=context,
@@ -393,6 +499,7 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         max_tokens=spec.worker.max_tokens,
         base_url=base_url,
         api_key=api_key,
+        resume=resume,
     )
     beat = asyncio.create_task(_heartbeat(harness))
     try:

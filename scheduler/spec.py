@@ -647,6 +647,74 @@ class JudgeSpec(_Table):
         return WorkerSpec._script_path(value, info)
 
 
+class RuleSpec(_Table):
+    """`[[approvals.rules]]`: which tool calls ask a person first, are refused, or are let through."""
+
+    tool: StrictStr = _key(
+        kind="a string",
+        expected='a tool name or a glob of tool names, like "bash" or "write"',
+        meaning="the tool the rule is about (a glob: * matches any tool)",
+        pattern=r"\S",
+    )
+    match: StrictStr | None = _key(
+        None,
+        kind="a string",
+        expected='a glob, like "git push*"',
+        meaning="a glob the call's command (bash) or main input must match as a whole",
+        pattern=r"\S",
+    )
+    regex: StrictStr | None = _key(
+        None,
+        kind="a string",
+        expected="a regular expression",
+        meaning="a regular expression searched for in the call's command or main input",
+        pattern=r"\S",
+    )
+    path: StrictStr | None = _key(
+        None,
+        kind="a string",
+        expected='a glob of paths, like "**/.env"',
+        meaning="a glob the call's file path must match (relative to the workspace)",
+        pattern=r"\S",
+    )
+    outside_workspace: StrictBool = _key(
+        False,
+        kind="true or false",
+        meaning="match only calls whose file path is outside the workspace",
+    )
+    action: Literal["ask", "deny", "allow"] = _key(
+        kind='one of "ask", "deny", "allow"',
+        meaning="what happens to a matching call: wait for a person, refuse it, or let it run",
+    )
+    reason: StrictStr | None = _key(
+        None,
+        kind="a string",
+        expected="a non-empty string",
+        meaning="why, in a few words (shown to the person and, on a refusal, to the model)",
+        pattern=r"\S",
+    )
+    expires_after: PositiveDuration | None = _key(
+        None,
+        kind="a duration",
+        meaning="how long an approval this rule asks for may wait before its expiry action is taken",
+    )
+    on_expiry: Literal["deny", "approve"] = _key(
+        "deny",
+        kind='one of "deny", "approve"',
+        meaning="what an approval that waited past expires_after becomes",
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise _Problems.one(f"not a valid regular expression: {exc}") from None
+        return value
+
+
 class ApprovalsSpec(_Table):
     """`[approvals]`: what waits for a person."""
 
@@ -654,6 +722,17 @@ class ApprovalsSpec(_Table):
         False,
         kind="true or false",
         meaning="when every feature passes, wait for a person's sign-off before the run is done",
+    )
+    default_rules: StrictBool = _key(
+        True,
+        kind="true or false",
+        meaning="after the rules below, ask before destructive or outward-facing calls "
+        "(pushes, rm -rf outside the workspace, publishing, network tools, writes outside the workspace)",
+    )
+    rules: tuple[RuleSpec, ...] = _key(
+        (),
+        kind="an array of tables ([[approvals.rules]])",
+        meaning="tool-call rules, the first that matches decides",
     )
 
 

@@ -34,7 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from longrun.scheduler import launch
+from longrun.scheduler import control, launch
 from longrun.scheduler.breakers import Trip, failed, failures_trip, no_progress_trip
 from longrun.scheduler.judge import Judgement, apply_judgement, judge_checkpoint
 from longrun.scheduler.notify import notify_once
@@ -211,6 +211,7 @@ class Supervisor:
     def reconcile(self) -> None:
         with self.lock:
             now = self.clock()
+            control.expire_approvals(self.store)
             self._watch_live(now)
             self._settle_ended()
             self._sync_jobs(now)

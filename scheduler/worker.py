@@ -35,6 +35,9 @@ class EndReason(StrEnum):
     api_error = "api_error"
     breaker = "breaker"
     """A circuit breaker tripped during the session."""
+    approval = "approval"
+    """The model made a call the approval policy asks a person about (or asked a question): the
+    session checkpointed its conversation and paused for the decision."""
     error = "error"
 
 
@@ -78,9 +81,34 @@ class WorkerHooks:
     checkpoints and watches for the same error coming back."""
     handoff: Callable[[dict[str, Any]], str]
     """Record the worker's handoff and checkpoint; returns a line to tell the model."""
+    pause: Callable[[list[dict[str, Any]], list[dict[str, Any]]], str] | None = None
+    """Called with the conversation (ending with the model's message) and the tool calls of it that
+    wait for a person, before any of its calls runs: records them; returns what to say."""
     propose_features: Callable[[list[dict[str, Any]]], str] | None = None
     """In an initializer session: record the proposed done-condition; returns a line to tell the
     model, or raises `ValueError` with what is wrong with the proposal."""
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What a person decided about one waiting tool call: run it, refuse it (with what to tell the
+    model), or, for a question, the answer."""
+
+    action: str
+    """run, deny or answer."""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """A conversation that paused for a person, to go on from exactly where it stopped."""
+
+    messages: list[dict[str, Any]]
+    """The history, ending with the model's message whose tool calls waited."""
+    decided: dict[str, Decided]
+    """By tool_use id; a call of that message not in here runs as it would have."""
+    notice: str = ""
+    """A line for the model with the results (who decided, when)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +120,7 @@ class WorkerTask:
     max_tokens: int
     base_url: str | None = None
     api_key: str | None = None
+    resume: ResumePoint | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -13,7 +13,8 @@ from sqlalchemy import Column, Index, String, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added the conversation table (a store of version 1 is brought up to 2 when opened)."""
 """Bumped whenever a table changes; a store with a newer version is refused, never guessed at."""
 
 
@@ -86,6 +87,7 @@ class ApprovalState(StrEnum):
     pending = "pending"
     approved = "approved"
     denied = "denied"
+    answered = "answered"
     expired = "expired"
 
 
@@ -223,6 +225,22 @@ class Approval(SQLModel, table=True):
     decided_by: str | None = None
     decided_at: datetime | None = _ts(nullable=True)
     comment: str | None = None
+
+
+class Conversation(SQLModel, table=True):
+    """A worker's conversation as it stood at a checkpoint: the messages to go on from, exactly.
+
+    Kept when a session pauses for a person (the waiting tool calls are in its last message)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    session_id: int | None = None
+    checkpoint_id: int = Field(foreign_key="checkpoint.id")
+    reason: str
+    messages_json: str
+    created_at: datetime = _ts()
+    resumed_by: int | None = None
+    """The session that went on from it, once one has."""
 
 
 class SpendDay(SQLModel, table=True):

@@ -7,7 +7,9 @@ transaction, so the log and the tables never disagree.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -854,14 +856,20 @@ class ApprovalView:
 
 
 def add_approval(
-    conn: Connection, run_id: str, kind: str, request: dict[str, Any], session_id: int | None = None
+    conn: Connection,
+    run_id: str,
+    kind: str,
+    request: dict[str, Any],
+    session_id: int | None = None,
+    *,
+    expires_at: datetime | None = None,
 ) -> int:
     """A pending approval, with its event, in the caller's transaction; returns its id."""
     now = utcnow()
     result = conn.execute(
         text(
-            "INSERT INTO approval (run_id, session_id, kind, state, request_json, requested_at) "
-            "VALUES (:run, :session, :kind, 'pending', :request, :now)"
+            "INSERT INTO approval (run_id, session_id, kind, state, request_json, requested_at, expires_at) "
+            "VALUES (:run, :session, :kind, 'pending', :request, :now, :expires)"
         ),
         {
             "run": run_id,
@@ -869,6 +877,7 @@ def add_approval(
             "kind": kind,
             "request": log.canonical_json(request),
             "now": iso(now),
+            "expires": iso(expires_at) if expires_at else None,
         },
     )
     approval_id = int(result.lastrowid or 0)
@@ -939,13 +948,46 @@ def get_approval(store: Store, approval_id: int) -> ApprovalView:
     return _approval_view(row)
 
 
+def issue_token(conn: Connection, approval_id: int) -> str:
+    """A single-use, unguessable token that decides this approval and nothing else; only its
+    SHA-256 is stored, so the token itself must go straight to whoever may decide."""
+    token = secrets.token_urlsafe(24)
+    conn.execute(
+        text("UPDATE approval SET token_hash = :h WHERE id = :id"),
+        {"h": hashlib.sha256(token.encode()).hexdigest(), "id": approval_id},
+    )
+    return token
+
+
+def approval_of_token(store: Store, token: str) -> int | None:
+    """The pending approval a token was issued for, if any."""
+    with store.reading() as conn:
+        row = conn.execute(
+            text("SELECT id FROM approval WHERE token_hash = :h AND state = 'pending'"),
+            {"h": hashlib.sha256(token.encode()).hexdigest()},
+        ).first()
+    return int(row[0]) if row else None
+
+
+def overdue_approvals(store: Store, now: datetime) -> list[ApprovalView]:
+    with store.reading() as conn:
+        rows = conn.execute(
+            text(
+                f"SELECT {_APPROVAL_COLUMNS} FROM approval WHERE state = 'pending' "
+                "AND expires_at IS NOT NULL AND expires_at <= :now ORDER BY id"
+            ),
+            {"now": iso(now)},
+        ).all()
+    return [_approval_view(r) for r in rows]
+
+
 def decide_approval(conn: Connection, approval_id: int, state: str, by: str, comment: str | None) -> bool:
     """Decide a pending approval once, with its event, in the caller's transaction; False when it
     was no longer pending (the first decision wins)."""
     row = conn.execute(
         text(
-            "UPDATE approval SET state = :state, decided_by = :by, decided_at = :now, comment = :comment "
-            "WHERE id = :id AND state = 'pending' RETURNING run_id, session_id"
+            "UPDATE approval SET state = :state, decided_by = :by, decided_at = :now, comment = :comment, "
+            "token_hash = NULL WHERE id = :id AND state = 'pending' RETURNING run_id, session_id"
         ),
         {"state": state, "by": by, "now": iso(utcnow()), "comment": comment, "id": approval_id},
     ).first()
@@ -1004,4 +1046,72 @@ def set_run_spec(conn: Connection, run_id: str, spec: dict[str, Any]) -> None:
     conn.execute(
         text("UPDATE run SET spec_json = :spec, updated_at = :t WHERE id = :id"),
         {"spec": log.canonical_json(spec), "t": iso(utcnow()), "id": run_id},
+    )
+
+
+# --- conversations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    id: int
+    run_id: str
+    session_id: int | None
+    checkpoint_id: int
+    reason: str
+    messages: list[dict[str, Any]]
+    resumed_by: int | None
+
+
+def add_conversation(
+    conn: Connection,
+    run_id: str,
+    session_id: int | None,
+    checkpoint_id: int,
+    reason: str,
+    messages: list[dict[str, Any]],
+) -> int:
+    """Keep a conversation, in the caller's transaction; returns its id."""
+    result = conn.execute(
+        text(
+            "INSERT INTO conversation (run_id, session_id, checkpoint_id, reason, messages_json, created_at) "
+            "VALUES (:run, :session, :cp, :reason, :messages, :now)"
+        ),
+        {
+            "run": run_id,
+            "session": session_id,
+            "cp": checkpoint_id,
+            "reason": reason,
+            "messages": json.dumps(messages, ensure_ascii=False, separators=(",", ":")),
+            "now": iso(utcnow()),
+        },
+    )
+    return int(result.lastrowid or 0)
+
+
+def paused_conversation(store: Store, run_id: str, checkpoint_id: int | None) -> ConversationView | None:
+    """The conversation the session that made checkpoint `checkpoint_id` paused for a person,
+    when nobody has gone on from it yet."""
+    if checkpoint_id is None:
+        return None
+    with store.reading() as conn:
+        row = conn.execute(
+            text(
+                "SELECT c.id, c.run_id, c.session_id, c.checkpoint_id, c.reason, c.messages_json, "
+                "c.resumed_by FROM conversation c "
+                "JOIN checkpoint k ON k.id = :cp AND k.session_id = c.session_id "
+                "WHERE c.run_id = :run AND c.reason = 'approval' AND c.resumed_by IS NULL "
+                "ORDER BY c.id DESC LIMIT 1"
+            ),
+            {"run": run_id, "cp": checkpoint_id},
+        ).first()
+    if row is None:
+        return None
+    return ConversationView(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+
+
+def mark_resumed(conn: Connection, conversation_id: int, session_id: int) -> None:
+    conn.execute(
+        text("UPDATE conversation SET resumed_by = :s WHERE id = :id"),
+        {"s": session_id, "id": conversation_id},
     )
