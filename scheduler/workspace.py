@@ -90,13 +90,18 @@ def _ensure_identity(workspace: Path) -> None:
 
 
 def _exclude_private_dir(workspace: Path) -> None:
-    exclude = workspace / ".git" / "info" / "exclude"
+    exclude = git_path(workspace, "info/exclude")
     exclude.parent.mkdir(parents=True, exist_ok=True)
     existing = exclude.read_text() if exclude.exists() else ""
     if f"/{PRIVATE_DIR}/" not in existing.splitlines():
         exclude.write_text(
             existing + ("" if existing.endswith("\n") or not existing else "\n") + f"/{PRIVATE_DIR}/\n"
         )
+
+
+def git_path(workspace: Path, name: str) -> Path:
+    """Where the repository keeps `name` (its own .git folder, or a worktree's)."""
+    return (workspace / git(workspace, "rev-parse", "--git-path", name)).resolve()
 
 
 def head(workspace: Path) -> str:
@@ -109,7 +114,7 @@ def snapshot(workspace: Path, message: str, ref: str) -> str:
     The commit's parent is the agent's HEAD, so the agent's own history and its uncommitted work
     are left exactly as they were; the commit is kept alive under `ref`.
     """
-    index = workspace / ".git" / f"longrun-index-{os.getpid()}"
+    index = git_path(workspace, f"longrun-index-{os.getpid()}")
     env_index = {"GIT_INDEX_FILE": str(index)}
     try:
         _git_env(workspace, env_index, "add", "-A")
@@ -139,7 +144,7 @@ def tree_of(workspace: Path, rev: str) -> str:
 
 def working_tree(workspace: Path) -> str:
     """The tree id the working tree would have if committed now (untracked files included)."""
-    index = workspace / ".git" / f"longrun-index-probe-{os.getpid()}"
+    index = git_path(workspace, f"longrun-index-probe-{os.getpid()}")
     try:
         _git_env(workspace, {"GIT_INDEX_FILE": str(index)}, "add", "-A")
         return _git_env(workspace, {"GIT_INDEX_FILE": str(index)}, "write-tree")
@@ -216,3 +221,13 @@ def detached_copy(workspace: Path, commit: str) -> Iterator[Path]:
         git(workspace, "worktree", "remove", "--force", str(folder), check=False)
         shutil.rmtree(folder, ignore_errors=True)
         git(workspace, "worktree", "prune", check=False)
+
+
+def add_worktree(workspace: Path, folder: Path, branch: str, checkpoint_commit: str) -> None:
+    """A new worktree of the repository at `folder`, on a new `branch` at the agent's HEAD of a
+    checkpoint, with the checkpoint's files (committed or not) as they were."""
+    if folder.exists():
+        raise WorkspaceError(f"{folder}: already exists; a fork needs a new folder")
+    git(workspace, "worktree", "add", "-q", "-b", branch, str(folder), f"{checkpoint_commit}^")
+    git(folder, "read-tree", "-u", "--reset", checkpoint_commit)
+    git(folder, "reset", "-q")

@@ -1115,3 +1115,11 @@ def mark_resumed(conn: Connection, conversation_id: int, session_id: int) -> Non
         text("UPDATE conversation SET resumed_by = :s WHERE id = :id"),
         {"s": session_id, "id": conversation_id},
     )
+
+
+def set_head_checkpoint(conn: Connection, run_id: str, checkpoint_id: int) -> None:
+    """Make a checkpoint the run's head (a rewind): the next session and checkpoint go on from it."""
+    conn.execute(
+        text("UPDATE run SET head_checkpoint_id = :cp, updated_at = :now WHERE id = :id"),
+        {"cp": checkpoint_id, "now": iso(utcnow()), "id": run_id},
+    )
