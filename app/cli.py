@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -287,7 +288,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"demo run {run.id}: scripted model (no network, no key), workspace {run.workspace}", flush=True
         )
     start(store, run.id, by="demo")
-    finished = supervise_until_finished(store, run.id, timeout_s=args.timeout)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        left = max(deadline - time.monotonic(), 0.0)
+        finished = supervise_until_finished(store, run.id, timeout_s=left)
+        final = runs.get_run(store, run.id)
+        if not finished or final.state != "awaiting_approval" or not _demo_decides(store, final, args):
+            break
     final = runs.get_run(store, run.id)
     doc = run_document(store, final.id)
     if args.json:
@@ -304,6 +311,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if final.state in ("awaiting_approval", "tripped", "paused") and not args.json:
         print(f"the run waits for a person: {final.state_reason}")
     return 0 if final.state in ("done", "awaiting_approval", "tripped") else EXIT_ERROR
+
+
+def _demo_decides(store: Any, run: Any, args: argparse.Namespace) -> bool:
+    """The headless demo paused for a person: approve with --auto-approve, ask on a terminal, or
+    leave it waiting (False)."""
+    from longrun.scheduler.control import decide
+    from longrun.scheduler.policy import subject
+    from longrun.store import runs
+
+    pending = [a for a in runs.list_approvals(store, run.id, state="pending") if a.kind == "tool_call"]
+    if not pending:
+        return False
+    for approval in pending:
+        tool = str(approval.request.get("tool"))
+        call = f"{tool}: {subject(tool, approval.request.get('input') or {})}"
+        if not args.json:
+            print(f"approval {approval.id}: the agent wants to run {call} ({approval.request.get('reason')})")
+        if args.auto_approve:
+            yes = True
+        elif sys.stdin.isatty():
+            try:
+                yes = input("Approve it? [y/N] ").strip().lower() in ("y", "yes")
+            except EOFError:
+                yes = False
+        else:
+            return False
+        decide(store, approval.id, approve=yes, by="demo --auto-approve" if args.auto_approve else None)
+        if not args.json:
+            print(f"approval {approval.id} {'approved' if yes else 'denied'}; the run goes on", flush=True)
+    return True
 
 
 def cmd_run_verb(args: argparse.Namespace) -> int:
@@ -1004,6 +1041,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "run the demo: a scripted model builds a small project", json_flag)
     p.add_argument("--headless", action="store_true", help="no screen: run to the end and print a summary")
+    p.add_argument(
+        "--auto-approve", action="store_true", help="headless: approve the calls the approval rules ask about"
+    )
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a demo spec key")
     p.add_argument("--write", metavar="DIR", help="only write the demo's spec and workspace into DIR")

@@ -17,8 +17,9 @@ import tempfile
 from pathlib import Path
 
 from longrun.app.tui import LongrunApp
-from longrun.scheduler.control import prepare_demo, start
+from longrun.scheduler.control import decide, prepare_demo, start
 from longrun.scheduler.supervisor import supervise_until_finished
+from longrun.store import runs
 from longrun.store.db import Store
 
 HERE = Path(__file__).resolve().parent
@@ -42,6 +43,11 @@ def main() -> int:
         start(store, run.id, by="screenshots")
         if not supervise_until_finished(store, run.id, timeout_s=300):
             print("the demo did not finish", file=sys.stderr)
+            return 1
+        for approval in runs.list_approvals(store, run.id, state="pending"):  # the demo's push
+            decide(store, approval.id, approve=True, by="screenshots")
+        if not supervise_until_finished(store, run.id, timeout_s=300):
+            print("the demo did not finish after its approval", file=sys.stderr)
             return 1
         svg = asyncio.run(_shoot(store, "runs"))
     print(f"wrote {svg.relative_to(HERE.parent)}")

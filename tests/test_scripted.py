@@ -461,10 +461,10 @@ def feature_results(workspace: Path) -> dict[str, bool]:
 
 def test_demo_script_builds_textstats_in_two_sessions(tmp_path: Path) -> None:
     script = load_script("demo")
-    assert len(script.sessions) == 3 and script.after_last == "repeat"
+    assert len(script.sessions) == 4 and script.after_last == "repeat"
     assert 0 < sum(turn.delay for turn in script.sessions[0].turns + script.sessions[1].turns) <= 5
     workspace = write_demo_project(tmp_path / "demo").parent / "workspace"
-    first, second, _ = script.sessions
+    first, second, after_push, _ = script.sessions
 
     apply_file_operations(workspace, first.turns)
     assert feature_results(workspace) == {"word_count": True, "top_words": False, "reading_time": False}
@@ -474,14 +474,19 @@ def test_demo_script_builds_textstats_in_two_sessions(tmp_path: Path) -> None:
     apply_file_operations(workspace, second.turns)
     assert feature_results(workspace) == {"word_count": True, "top_words": True, "reading_time": True}
     for session in (first, second):
-        assert session.turns[-1].text and not session.turns[-1].calls()  # each session ends in text
         commands = [call.input.get("command", "") for turn in session.turns for call in turn.calls()]
         assert any("git commit" in command for command in commands)
+    assert first.turns[-1].text and not first.turns[-1].calls()  # it ends in text
+    # Session 2 ends on a push, which the default approval rules ask about; session 3 goes on
+    # from that call's result and hands off.
+    assert second.turns[-1].calls()[0].input["command"].startswith("git push")
+    assert [call.tool for turn in after_push.turns for call in turn.calls()] == ["handoff"]
+    assert after_push.turns[-1].text and not after_push.turns[-1].calls()
 
 
 def test_the_demo_scripts_recovery_session_finishes_from_any_state(tmp_path: Path) -> None:
     """Session 3 (and every later one) finishes the work even when earlier sessions were lost."""
-    recovery = load_script("demo").sessions[2]
+    recovery = load_script("demo").sessions[-1]
     for lost in (0, 1):  # nothing was written, or only session 1's work survived
         workspace = write_demo_project(tmp_path / f"demo{lost}").parent / "workspace"
         if lost:
