@@ -873,13 +873,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         words = _rewind_words(store, run.id, args.checkpoint) + "\n  then a session starts from there."
         if not _confirm(args, words):
             return EXIT_ERROR
-    run = resume_now(store, run.id, args.checkpoint, by=args.by)
+    run, how = resume_now(store, run.id, args.checkpoint, exact=args.exact, by=args.by)
     if args.json:
-        _print_json(run.to_json())
+        _print_json(run.to_json() | {"how": how})
     else:
-        print(
-            f"{run.name} ({run.id}) is {run.state}: a session starts from checkpoint {run.head_checkpoint_id}"
-        )
+        print(f"{run.name} ({run.id}) is {run.state}: a session starts now, {how}")
         if not _supervisor_alive(store):
             print("no supervisor is running: start one with `longrun daemon` (or open longrun-ui)")
     return 0
@@ -1014,6 +1012,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("resume", cmd_resume, "schedule a session now, from the head or a checkpoint", json_flag)
     p.add_argument("run", metavar="RUN")
     p.add_argument("--from", dest="checkpoint", type=int, metavar="C", help="rewind to this checkpoint first")
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="go on from the conversation of the session that made the checkpoint, when it fits the context",
+    )
     p.add_argument("--yes", action="store_true", help="do not ask before a rewind")
     p.add_argument("--by", metavar="NAME", help="who decides (default: your user name)")
     p = add("answer", cmd_answer, "answer a question the worker asked", json_flag)

@@ -147,9 +147,11 @@ class AnthropicWorker:
             cache_control={"type": "ephemeral"},
             thread=False,
         )
+        last: Any = None
         try:
             started = time.monotonic()
             async for message in runner:
+                last = message
                 usage = message.usage
                 report.model_call(
                     ModelCall(
@@ -188,6 +190,12 @@ class AnthropicWorker:
         except anthropic.APIConnectionError as exc:
             return WorkerOutcome(EndReason.api_error, f"cannot reach the model API: {exc}")
         finally:
+            if hooks.keep_conversation is not None:
+                history = _plain(_history(runner))
+                reply = _plain(last) if last is not None else None
+                if reply is not None and (not history or history[-1] != reply):
+                    history.append(reply)  # the reply in hand when the loop stopped
+                hooks.keep_conversation(history)
             await runner.close()
             for tool in sdk_tools:
                 await aclose_runnable_tool(tool)
@@ -337,6 +345,10 @@ async def _resumed(point: ResumePoint, tools: dict[str, BetaAsyncFunctionTool[An
     """The paused conversation with the results of its waiting message's calls: each runs now as
     a person decided (exactly that call, once), is refused with their words, or gets the answer."""
     last = point.messages[-1]
+    if last.get("role") != "assistant" or not any(
+        isinstance(b, dict) and b.get("type") == "tool_use" for b in last.get("content", [])
+    ):
+        return [*point.messages, {"role": "user", "content": [{"type": "text", "text": point.notice}]}]
     results: list[dict[str, Any]] = []
     for block in last.get("content", []):
         if not isinstance(block, dict) or block.get("type") != "tool_use":

@@ -683,27 +683,65 @@ def fork(
 RESUMABLE = {RunState.draft, RunState.paused, RunState.scheduled, RunState.done, RunState.failed}
 
 
-def resume_now(store: Store, ref: str, checkpoint_id: int | None = None, *, by: str | None = None) -> RunView:
-    """Schedule a session now, from the head or (after a rewind to it) from `checkpoint_id`."""
+CONTEXT_TOKENS = 200_000
+"""The context window an exact resume must fit in (with the reply's max_tokens and a margin)."""
+
+
+def resume_now(
+    store: Store, ref: str, checkpoint_id: int | None = None, *, exact: bool = False, by: str | None = None
+) -> tuple[RunView, str]:
+    """Schedule a session now, from the head or (after a rewind to it) from `checkpoint_id`.
+
+    With `exact`, the session goes on from the conversation the session that made the
+    checkpoint kept, when it fits the model's context; otherwise it starts from the resume
+    context. Returns the run and a line saying which.
+    """
     run = runs.get_run(store, ref)
     if run.state not in RESUMABLE:
         can = ", ".join(sorted(RESUMABLE))
+        waits = (
+            " (decide what it waits for first: `longrun approvals`)"
+            if run.state == "awaiting_approval"
+            else ""
+        )
         raise InvalidTransition(
-            f"run {run.name} ({run.id}) is {run.state}: resume needs it to be {can}"
-            + (
-                " (decide what it waits for first: `longrun approvals`)"
-                if run.state == "awaiting_approval"
-                else ""
-            )
+            f"run {run.name} ({run.id}) is {run.state}: resume needs it to be {can}{waits}"
         )
     if checkpoint_id is not None and checkpoint_id != run.head_checkpoint_id:
         run = rewind(store, run.id, checkpoint_id, by=by)
     who = _who(by)
+    how = f"from the resume context of checkpoint {run.head_checkpoint_id}"
+    conversation = runs.conversation_of(store, run.id, run.head_checkpoint_id) if exact else None
+    if exact and conversation is None:
+        how += f" (no conversation was kept for checkpoint {run.head_checkpoint_id})"
+    elif conversation is not None:
+        spec = RunSpec.model_validate(run.spec)
+        bound = len(log.canonical_json(conversation.messages).encode()) // 3  # tokens, generously
+        room = CONTEXT_TOKENS - spec.worker.max_tokens - CONTEXT_TOKENS // 10
+        if bound > room:
+            how += f" (the kept conversation, about {bound:,} tokens, does not fit in {room:,})"
+            conversation = None
     with store.writing() as conn:
+        if conversation is not None:
+            runs.add_conversation(
+                conn,
+                run.id,
+                conversation.session_id,
+                run.head_checkpoint_id or 0,
+                "exact",
+                conversation.messages,
+            )
+            how = f"exactly where the conversation of checkpoint {run.head_checkpoint_id} left off"
         reason = f"resumed by {who}"
         runs.set_run_state(conn, run.id, RunState.scheduled, reason)
         runs.set_run_plan(
             conn, run.id, due_at=utcnow(), hold_until=None, next_session_at=None, next_reason=reason
         )
-        log.append(conn, run.id, "resumed", {"by": who, "checkpoint_id": run.head_checkpoint_id})
-    return runs.get_run(store, run.id)
+        data = {
+            "by": who,
+            "checkpoint_id": run.head_checkpoint_id,
+            "exact": conversation is not None,
+            "how": how,
+        }
+        log.append(conn, run.id, "resumed", data)
+    return runs.get_run(store, run.id), how

@@ -73,6 +73,7 @@ class Harness:
         self.wrap_up_sent = False
         self.calls_since_checkpoint = 0
         self.last_checkpoint_at = utcnow()
+        self.final_conversation: list[dict[str, Any]] | None = None
         self.rules = policy.rules_of(spec)
         self.approved: set[tuple[str, str]] = set()
         """Calls a person approved, as (tool, canonical input): each runs once without asking again."""
@@ -317,6 +318,9 @@ class Harness:
             "before any coding session starts; end your turn now."
         )
 
+    def keep_conversation(self, messages: list[dict[str, Any]]) -> None:
+        self.final_conversation = messages
+
     def handoff(self, handoff: dict[str, Any]) -> str:
         self.event("handoff", handoff)
         cp = self.checkpoint("handoff", handoff)
@@ -398,6 +402,8 @@ def resume_point(harness: Harness) -> ResumePoint | None:
     conversation = runs.paused_conversation(harness.store, harness.run.id, harness.session.from_checkpoint_id)
     if conversation is None:
         return None
+    if conversation.reason == "exact":
+        return _exact_point(harness, conversation)
     mine = [
         a
         for a in runs.list_approvals(harness.store, harness.run.id)
@@ -446,6 +452,26 @@ def resume_point(harness: Harness) -> ResumePoint | None:
     return ResumePoint(conversation.messages, decided, notice)
 
 
+def _exact_point(harness: Harness, conversation: runs.ConversationView) -> ResumePoint:
+    """Go on from a stored conversation exactly (`longrun resume --exact`); calls the model made
+    that never ran are answered as such."""
+    last = conversation.messages[-1]
+    pending = [
+        b["id"] for b in last.get("content", []) if isinstance(b, dict) and b.get("type") == "tool_use"
+    ]
+    ended = "Not run: the session ended before this call ran."
+    decided = {call: Decided("deny", ended) for call in pending} if last.get("role") == "assistant" else {}
+    notice = (
+        f"[longrun] A new session (session {harness.session.n}) goes on from this conversation exactly, "
+        "with the workspace as it was at its checkpoint. Go on with the work."
+    )
+    with harness.store.writing() as conn:
+        runs.mark_resumed(conn, conversation.id, harness.session.id)
+        data = {"conversation_id": conversation.id, "exact": True, "messages": len(conversation.messages)}
+        log.append(conn, harness.run.id, "conversation_resumed", data, session_id=harness.session.id)
+    return ResumePoint(conversation.messages, decided, notice)
+
+
 async def _heartbeat(harness: Harness) -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_SECONDS)
@@ -490,6 +516,7 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         handoff=harness.handoff,
         propose_features=harness.propose_features if not spec.features else None,
         pause=harness.pause,
+        keep_conversation=harness.keep_conversation,
     )
     task = WorkerTask(
         context=context,
@@ -517,8 +544,13 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
 
 
 def finish(harness: Harness, outcome: WorkerOutcome) -> None:
-    """Checkpoint the session's end and record how it ended."""
-    harness.checkpoint("session_end", None)
+    """Checkpoint the session's end, keep its conversation, and record how it ended."""
+    cp = harness.checkpoint("session_end", None)
+    if harness.final_conversation:
+        with harness.store.writing() as conn:
+            runs.add_conversation(
+                conn, harness.run.id, harness.session.id, cp.id, "session_end", harness.final_conversation
+            )
     data: dict[str, Any] = {"detail": outcome.detail}
     if outcome.retry_at:
         data["retry_at"] = outcome.retry_at.astimezone(UTC).isoformat()

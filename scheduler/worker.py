@@ -84,6 +84,9 @@ class WorkerHooks:
     pause: Callable[[list[dict[str, Any]], list[dict[str, Any]]], str] | None = None
     """Called with the conversation (ending with the model's message) and the tool calls of it that
     wait for a person, before any of its calls runs: records them; returns what to say."""
+    keep_conversation: Callable[[list[dict[str, Any]]], None] | None = None
+    """Called once at the end with the whole conversation, so a later session can go on from it
+    exactly (`longrun resume --exact`)."""
     propose_features: Callable[[list[dict[str, Any]]], str] | None = None
     """In an initializer session: record the proposed done-condition; returns a line to tell the
     model, or raises `ValueError` with what is wrong with the proposal."""

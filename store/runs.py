@@ -1090,8 +1090,8 @@ def add_conversation(
 
 
 def paused_conversation(store: Store, run_id: str, checkpoint_id: int | None) -> ConversationView | None:
-    """The conversation the session that made checkpoint `checkpoint_id` paused for a person,
-    when nobody has gone on from it yet."""
+    """The conversation to go on from at checkpoint `checkpoint_id`: the one its session paused on
+    for a person, or one a person asked to resume exactly, when nobody has gone on from it yet."""
     if checkpoint_id is None:
         return None
     with store.reading() as conn:
@@ -1100,7 +1100,7 @@ def paused_conversation(store: Store, run_id: str, checkpoint_id: int | None) ->
                 "SELECT c.id, c.run_id, c.session_id, c.checkpoint_id, c.reason, c.messages_json, "
                 "c.resumed_by FROM conversation c "
                 "JOIN checkpoint k ON k.id = :cp AND k.session_id = c.session_id "
-                "WHERE c.run_id = :run AND c.reason = 'approval' AND c.resumed_by IS NULL "
+                "WHERE c.run_id = :run AND c.reason IN ('approval', 'exact') AND c.resumed_by IS NULL "
                 "ORDER BY c.id DESC LIMIT 1"
             ),
             {"run": run_id, "cp": checkpoint_id},
@@ -1123,3 +1123,20 @@ def set_head_checkpoint(conn: Connection, run_id: str, checkpoint_id: int) -> No
         text("UPDATE run SET head_checkpoint_id = :cp, updated_at = :now WHERE id = :id"),
         {"cp": checkpoint_id, "now": iso(utcnow()), "id": run_id},
     )
+
+
+def conversation_of(store: Store, run_id: str, checkpoint_id: int) -> ConversationView | None:
+    """The newest conversation kept by the session that made a checkpoint (None when it kept none)."""
+    with store.reading() as conn:
+        row = conn.execute(
+            text(
+                "SELECT c.id, c.run_id, c.session_id, c.checkpoint_id, c.reason, c.messages_json, "
+                "c.resumed_by FROM conversation c "
+                "JOIN checkpoint k ON k.id = :cp AND k.session_id = c.session_id "
+                "WHERE c.run_id = :run ORDER BY c.id DESC LIMIT 1"
+            ),
+            {"run": run_id, "cp": checkpoint_id},
+        ).first()
+    if row is None:
+        return None
+    return ConversationView(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])

@@ -19,6 +19,13 @@ import pytest
 from longrun.store.db import Store
 
 
+@pytest.fixture(autouse=True)
+def _child_pytest_without_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Processes a test starts that run pytest themselves (the demo's checks, the ratchet's count)
+    need none of the plugins of this test environment, and loading them costs seconds a run."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"

@@ -130,3 +130,33 @@ def test_a_fork_goes_on_on_its_own_and_leaves_the_parent_alone(store: Store, wri
     assert len(runs.list_sessions(store, parent.id)) == 2
     assert [e.data["run_id"] for e in log.read_events(store, parent.id, kinds=["fork_made"])] == [child.id]
     assert log.verify_chain(store, parent.id).ok and log.verify_chain(store, child.id).ok
+
+
+def test_resume_exact_goes_on_from_the_kept_conversation(store: Store, write_spec, cli) -> None:
+    run = create_run_from_file(store, write_spec(SCRIPT))
+    run_session_now(store, run.id)
+    first = _end_checkpoint(store, run.id, 1)
+    kept = runs.conversation_of(store, run.id, first)
+    assert kept is not None and kept.reason == "session_end"
+    assert kept.messages[0]["role"] == "user" and kept.messages[-1]["role"] == "assistant"
+
+    said = json.loads(cli("resume", run.id, "--exact", "--json", check=True).stdout)
+    assert said["state"] == "scheduled" and said["how"].startswith("exactly where the conversation")
+    second = run_session_now(store, run.id)
+    [resumed] = [e.data for e in log.read_events(store, run.id, kinds=["conversation_resumed"])]
+    assert resumed["exact"] is True and resumed["messages"] == len(kept.messages)
+    # The model was sent the first session's whole conversation, then went on.
+    calls = [
+        e.data for e in log.read_events(store, run.id, kinds=["model_call"]) if e.session_id == second.id
+    ]
+    first_calls = [
+        e.data for e in log.read_events(store, run.id, kinds=["model_call"]) if e.session_id != second.id
+    ]
+    assert calls[0]["usage"]["input_tokens"] + calls[0]["usage"]["cache_read_tokens"] > max(
+        c["usage"]["input_tokens"] for c in first_calls
+    )
+
+    # Without a kept conversation (the run's first checkpoint), it says so and uses the context.
+    other = create_run_from_file(store, write_spec(SCRIPT, name="other", folder="other"))
+    said = json.loads(cli("resume", other.id, "--exact", "--json", check=True).stdout)
+    assert "no conversation was kept" in said["how"]
