@@ -128,6 +128,11 @@ def test_a_fork_goes_on_on_its_own_and_leaves_the_parent_alone(store: Store, wri
     assert runs.get_run(store, parent.id).head_checkpoint_id == parent_head
     assert (Path(parent.workspace) / "b.txt").exists()
     assert len(runs.list_sessions(store, parent.id)) == 2
+    # And it goes on by itself, from its own head, while the fork keeps its own state.
+    third = run_session_now(store, parent.id)
+    assert third.from_checkpoint_id == parent_head
+    assert not (child_ws / "b.txt").exists() and runs.get_run(store, child.id).spent_usd > 0
+    assert runs.get_run(store, child.id).spent_usd != runs.get_run(store, parent.id).spent_usd
     assert [e.data["run_id"] for e in log.read_events(store, parent.id, kinds=["fork_made"])] == [child.id]
     assert log.verify_chain(store, parent.id).ok and log.verify_chain(store, child.id).ok
 
