@@ -519,14 +519,12 @@ def waiting_reason(waiting: list[ApprovalView]) -> str:
     parts = []
     for a in waiting:
         if a.kind == "question":
-            parts.append(
-                f"a question waits for an answer (`longrun answer {a.id} TEXT`): {a.request.get('question')}"
-            )
+            parts.append(f"`longrun answer {a.id} TEXT`: a question waits: {a.request.get('question')}")
         else:
             what = policy.subject(str(a.request.get("tool")), a.request.get("input") or {})
             parts.append(
-                f"{a.request.get('tool')} `{what[:120]}` waits for approval ({a.request.get('reason')}): "
-                f"`longrun approve {a.id}` or `longrun deny {a.id}`"
+                f"`longrun approve {a.id}` or `deny {a.id}`: {a.request.get('tool')} `{what[:120]}` "
+                f"waits ({a.request.get('reason')})"
             )
     return "; ".join(parts)
 
