@@ -1089,25 +1089,32 @@ def add_conversation(
     return int(result.lastrowid or 0)
 
 
-def paused_conversation(store: Store, run_id: str, checkpoint_id: int | None) -> ConversationView | None:
-    """The conversation to go on from at checkpoint `checkpoint_id`: the one its session paused on
-    for a person, or one a person asked to resume exactly, when nobody has gone on from it yet."""
-    if checkpoint_id is None:
-        return None
+_CONVERSATION_AT = (
+    "SELECT c.id, c.run_id, c.session_id, c.checkpoint_id, c.reason, c.messages_json, c.resumed_by "
+    "FROM conversation c JOIN checkpoint k ON k.id = :cp AND k.session_id = c.session_id "
+    "WHERE c.run_id = :run"
+)
+
+
+def _conversation_at(store: Store, run_id: str, checkpoint_id: int, where: str) -> ConversationView | None:
+    """The newest conversation kept by the session that made a checkpoint, among those `where` allows."""
     with store.reading() as conn:
         row = conn.execute(
-            text(
-                "SELECT c.id, c.run_id, c.session_id, c.checkpoint_id, c.reason, c.messages_json, "
-                "c.resumed_by FROM conversation c "
-                "JOIN checkpoint k ON k.id = :cp AND k.session_id = c.session_id "
-                "WHERE c.run_id = :run AND c.reason IN ('approval', 'exact') AND c.resumed_by IS NULL "
-                "ORDER BY c.id DESC LIMIT 1"
-            ),
+            text(f"{_CONVERSATION_AT} {where} ORDER BY c.id DESC LIMIT 1"),
             {"run": run_id, "cp": checkpoint_id},
         ).first()
     if row is None:
         return None
     return ConversationView(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+
+
+def paused_conversation(store: Store, run_id: str, checkpoint_id: int | None) -> ConversationView | None:
+    """The conversation to go on from at checkpoint `checkpoint_id`: the one its session paused on
+    for a person, or one a person asked to resume exactly, when nobody has gone on from it yet."""
+    if checkpoint_id is None:
+        return None
+    where = "AND c.reason IN ('approval', 'exact') AND c.resumed_by IS NULL"
+    return _conversation_at(store, run_id, checkpoint_id, where)
 
 
 def mark_resumed(conn: Connection, conversation_id: int, session_id: int) -> None:
@@ -1127,16 +1134,4 @@ def set_head_checkpoint(conn: Connection, run_id: str, checkpoint_id: int) -> No
 
 def conversation_of(store: Store, run_id: str, checkpoint_id: int) -> ConversationView | None:
     """The newest conversation kept by the session that made a checkpoint (None when it kept none)."""
-    with store.reading() as conn:
-        row = conn.execute(
-            text(
-                "SELECT c.id, c.run_id, c.session_id, c.checkpoint_id, c.reason, c.messages_json, "
-                "c.resumed_by FROM conversation c "
-                "JOIN checkpoint k ON k.id = :cp AND k.session_id = c.session_id "
-                "WHERE c.run_id = :run ORDER BY c.id DESC LIMIT 1"
-            ),
-            {"run": run_id, "cp": checkpoint_id},
-        ).first()
-    if row is None:
-        return None
-    return ConversationView(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+    return _conversation_at(store, run_id, checkpoint_id, "")
