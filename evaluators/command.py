@@ -48,13 +48,27 @@ def _tail(data: bytes) -> str:
     return "[…]" + encoded[-OUTPUT_TAIL_BYTES:].decode(errors="ignore")
 
 
-def run_check(feature_id: str, command: str, workspace: Path, timeout_s: float) -> CheckVerdict:
-    """Run `command` with bash in `workspace`; exit 0 passes."""
+@dataclass(frozen=True)
+class Ran:
+    """How a shell command run by an evaluator went."""
+
+    output: bytes
+    """Its stdout and stderr, as far as they were read (what it wrote before a timeout, too)."""
+    returncode: int | None
+    """None when it timed out or could not start."""
+    seconds: float
+    timed_out: bool = False
+    cannot_start: str | None = None
+
+
+def run_shell(command: str, cwd: Path, timeout_s: float) -> Ran:
+    """Run `command` with bash in `cwd`, in its own process group with a clean environment; the
+    whole group is killed at the timeout."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
             ["bash", "-c", command],
-            cwd=workspace,
+            cwd=cwd,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -62,29 +76,36 @@ def run_check(feature_id: str, command: str, workspace: Path, timeout_s: float) 
             start_new_session=True,
         )
     except OSError as exc:
-        return CheckVerdict(feature_id, "error", {"command": command, "output_tail": f"cannot start: {exc}"})
+        return Ran(b"", None, 0.0, cannot_start=f"cannot start: {exc}")
     try:
         out, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return CheckVerdict(
-            feature_id,
-            "error",
-            {
-                "command": command,
-                "timeout_s": timeout_s,
-                "duration_s": round(time.monotonic() - started, 3),
-                "output_tail": _tail(out) + f"\n[stopped after {timeout_s:g}s]",
-            },
-        )
-    return CheckVerdict(
-        feature_id,
-        "pass" if proc.returncode == 0 else "fail",
-        {
-            "command": command,
-            "exit_code": proc.returncode,
-            "duration_s": round(time.monotonic() - started, 3),
-            "output_tail": _tail(out),
-        },
-    )
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            out, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            out = b""  # a process that left the group still holds the pipe; stop reading it
+        proc.wait()
+        return Ran(out or b"", None, time.monotonic() - started, timed_out=True)
+    return Ran(out, proc.returncode, time.monotonic() - started)
+
+
+def run_check(feature_id: str, command: str, workspace: Path, timeout_s: float) -> CheckVerdict:
+    """Run `command` with bash in `workspace`; exit 0 passes."""
+    ran = run_shell(command, workspace, timeout_s)
+    if ran.cannot_start is not None:
+        return CheckVerdict(feature_id, "error", {"command": command, "output_tail": ran.cannot_start})
+    evidence: dict[str, Any] = {"command": command}
+    if ran.timed_out:
+        evidence["timeout_s"] = timeout_s
+    else:
+        evidence["exit_code"] = ran.returncode
+    evidence["duration_s"] = round(ran.seconds, 3)
+    evidence["output_tail"] = _tail(ran.output)
+    if ran.timed_out:
+        evidence["output_tail"] += f"\n[stopped after {timeout_s:g}s]"
+        return CheckVerdict(feature_id, "error", evidence)
+    return CheckVerdict(feature_id, "pass" if ran.returncode == 0 else "fail", evidence)

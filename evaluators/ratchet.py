@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from longrun.evaluators.command import clean_env
+from longrun.evaluators.command import run_shell
 
 DEFAULT_TEST_PATTERNS: tuple[str, ...] = (
     "**/test_*.py",  # pytest's default file names
@@ -103,8 +101,8 @@ def measure(
     """Find the test files of `workspace` and count its collected tests.
 
     `collect` is AUTO (pytest's collection when a Python test file is found, else no count),
-    None (no count) or a shell command run with bash in the workspace. The command runs with
-    `clean_env()` in its own process group, killed at `timeout_s`; its output is read by
+    None (no count) or a shell command run with bash in the workspace, by `run_shell` (a clean
+    environment, its own process group, killed at `timeout_s`); its output is read by
     `count_collected`. pytest's exit code 5 (no tests collected) counts 0; any other non-zero
     exit is an error.
     """
@@ -181,41 +179,22 @@ def _run_collect(
 ) -> tuple[int | None, str | None, str | None]:
     """(collected, None, what could not be collected) or (None, one line saying why there is no
     count, None)."""
-    try:
-        proc = subprocess.Popen(
-            ["bash", "-c", command],
-            cwd=workspace,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return None, f"cannot start: {exc}", None
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass  # a process that left the group still holds the pipe; stop reading it
-        proc.wait()
+    ran = run_shell(command, workspace, timeout_s)
+    if ran.cannot_start is not None:
+        return None, ran.cannot_start, None
+    if ran.timed_out:
         return None, f"timed out after {timeout_s:g}s", None
+    out, returncode = ran.output, ran.returncode
     output = out.decode(errors="replace")
     count, problem = count_collected(output)
     broken = collection_errors(output)
-    if proc.returncode not in (0, 5) and not (broken and count is not None):
-        return None, f"exit code {proc.returncode}: {_failure_detail(output)}", None
+    if returncode not in (0, 5) and not (broken and count is not None):
+        return None, f"exit code {returncode}: {_failure_detail(output)}", None
     if problem is not None:
         return None, problem, None
     if count is None:
         detail = _failure_detail(output)
-        return None, f"exit code 5: {detail}" if proc.returncode == 5 else f"no test count in: {detail}", None
+        return None, f"exit code 5: {detail}" if returncode == 5 else f"no test count in: {detail}", None
     return count, None, broken
 
 
