@@ -24,6 +24,7 @@ from longrun.store.runs import (
     VerdictView,
     checkpoint_ancestors,
     get_session,
+    list_sessions,
     recent_decisions,
     verdicts_at,
 )
@@ -194,6 +195,20 @@ def load_resume_inputs(
     store: Store, run: RunView, session: SessionView, checkpoint_id: int | None
 ) -> ResumeInputs:
     """Everything `build_resume_context` needs, read with bounded queries (no log scan)."""
+    return _inputs(store, run, session.n, session.deadline_at - session.created_at, checkpoint_id)
+
+
+def next_context(store: Store, run: RunView) -> str:
+    """What the run's next session would be told if it started now from the run's head."""
+    last = list_sessions(store, run.id)
+    time_box = parse_duration(run.spec.get("session", {}).get("time_box", "5h"))
+    n = last[-1].n + 1 if last else 1
+    return build_resume_context(_inputs(store, run, n, time_box, run.head_checkpoint_id))
+
+
+def _inputs(
+    store: Store, run: RunView, session_n: int, time_box: timedelta, checkpoint_id: int | None
+) -> ResumeInputs:
     spec = run.spec
     chain: list[CheckpointView] = (
         checkpoint_ancestors(store, checkpoint_id, ANCESTORS_READ) if checkpoint_id else []
@@ -238,7 +253,7 @@ def load_resume_inputs(
         run_id=run.id,
         run_name=run.name,
         goal=run.goal,
-        session_n=session.n,
+        session_n=session_n,
         checkpoint_id=checkpoint.id if checkpoint else None,
         checkpoint_commit=checkpoint.commit if checkpoint else None,
         handoff=handoff_cp.handoff if handoff_cp else None,
@@ -250,7 +265,7 @@ def load_resume_inputs(
         per_session_usd=budget.get("per_session_usd"),
         tokens_used=run.usage.tokens,
         budget_tokens=budget.get("tokens"),
-        time_box=session.deadline_at - session.created_at,
+        time_box=time_box,
         wrap_up=parse_duration(sess.get("wrap_up", "10m")),
         initializer=not spec.get("features"),
         decisions=decisions,

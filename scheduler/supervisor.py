@@ -158,6 +158,7 @@ class Supervisor:
             self.holding = True
             _current = self
             self._say(f"supervising as {self.holder}")
+            lease.announce(self.store, self.holder, self.clock(), self.config.max_concurrent)
             self.scheduler.start()
             try:
                 while not self.stopping.is_set():

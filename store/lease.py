@@ -7,6 +7,7 @@ in a write transaction, so two supervisors can never both believe they hold it.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ class LeaseView:
     holder: str
     heartbeat_at: datetime
     expires_at: datetime
+    since: datetime | None = None
+    """When the holder took the lease (as it announced)."""
+    max_concurrent: int | None = None
+    """How many sessions the holder runs at once."""
 
     def alive(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) < self.expires_at
@@ -46,6 +51,8 @@ class LeaseView:
             "pid": self.pid,
             "heartbeat_at": iso(self.heartbeat_at),
             "expires_at": iso(self.expires_at),
+            "since": iso(self.since) if self.since else None,
+            "max_concurrent": self.max_concurrent,
             "alive": self.alive(now),
         }
 
@@ -81,12 +88,34 @@ def release(store: Store, holder: str) -> None:
         )
 
 
+def announce(store: Store, holder: str, since: datetime, max_concurrent: int) -> None:
+    """Say, for dashboards, since when `holder` supervises and how many sessions it runs at once."""
+    value = json.dumps({"holder": holder, "since": iso(since), "max_concurrent": max_concurrent})
+    with store.writing() as conn:
+        conn.execute(
+            text("INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)"),
+            {"key": ANNOUNCEMENT, "value": value},
+        )
+
+
+ANNOUNCEMENT = "supervisor_announcement"
+
+
 def current(store: Store) -> LeaseView | None:
     with store.reading() as conn:
         row = conn.execute(
             text("SELECT holder, heartbeat_at, expires_at FROM lease WHERE name = :name"),
             {"name": SUPERVISOR},
         ).first()
+        said = conn.execute(text("SELECT value FROM meta WHERE key = :key"), {"key": ANNOUNCEMENT}).first()
     if row is None:
         return None
-    return LeaseView(row[0], datetime.fromisoformat(row[1]), datetime.fromisoformat(row[2]))
+    told = json.loads(said[0]) if said else {}
+    mine = told.get("holder") == row[0]
+    return LeaseView(
+        row[0],
+        datetime.fromisoformat(row[1]),
+        datetime.fromisoformat(row[2]),
+        since=datetime.fromisoformat(told["since"]) if mine else None,
+        max_concurrent=told.get("max_concurrent") if mine else None,
+    )

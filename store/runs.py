@@ -533,7 +533,10 @@ def set_run_plan(conn: Connection, run_id: str, **fields: datetime | str | None)
         raise ValueError(f"not a planning field: {sorted(unknown)}")
     values = {k: iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
     assignments = ", ".join(f"{k} = :{k}" for k in values)
-    conn.execute(text(f"UPDATE run SET {assignments} WHERE id = :id"), values | {"id": run_id})
+    conn.execute(
+        text(f"UPDATE run SET {assignments}, updated_at = :now WHERE id = :id"),
+        values | {"id": run_id, "now": iso(utcnow())},
+    )
 
 
 def _session_row(db: Session, session_id: int) -> RunSession:
@@ -1038,6 +1041,9 @@ def set_breaker(conn: Connection, run_id: str, name: str, state: str, reason: st
             "tripped_at = COALESCE(:t, tripped_at), reason = COALESCE(:r, reason)"
         ),
         {"run": run_id, "name": name, "state": state, "t": tripped, "r": reason},
+    )
+    conn.execute(
+        text("UPDATE run SET updated_at = :now WHERE id = :id"), {"now": iso(utcnow()), "id": run_id}
     )
 
 

@@ -1,0 +1,286 @@
+"""The dashboard app: the screens, the store followed live, and actions handed to `scheduler.control`.
+
+`make_app(store, clock)` builds it from explicit inputs, so tests and the screenshot script run
+it on a seeded store with a frozen clock. The app holds no state the store does not have: it
+keeps the last read of the store, and a cursor saying what it has seen.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from longrun.app.messages import ActionDone, Polled
+from longrun.app.palette import LongrunCommands
+from longrun.store import board, lease, runs
+from longrun.store.board import Changes, Cursor, RunRow
+from longrun.store.db import Store
+from longrun.store.errors import LongrunError
+from longrun.store.lease import LeaseView
+from longrun.store.models import utcnow
+from longrun.store.runs import ApprovalView
+
+POLL_SECONDS = 1.0
+
+Clock = Callable[[], datetime]
+
+
+class LongrunApp(App[None]):
+    CSS_PATH = "longrun.tcss"
+    TITLE = "longrun"
+    COMMANDS = App.COMMANDS | {LongrunCommands}
+    BINDINGS = [
+        Binding("i", "inbox", "Approvals", tooltip="What waits for you, from any screen", id="inbox"),
+        Binding("question_mark", "help", "Help", tooltip="Every key, on every screen", id="help"),
+        Binding("n", "new_run", "New run", tooltip="Create a run from a spec file", id="new_run"),
+        Binding("q", "back", "Back", tooltip="Go back; on the runs screen, quit", id="back"),
+    ]
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock = utcnow,
+        *,
+        banner: str | None = None,
+        open_run_id: str | None = None,
+        poll_seconds: float = POLL_SECONDS,
+        who: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.clock = clock
+        self.banner = banner
+        self.open_run_id = open_run_id
+        self.poll_seconds = poll_seconds
+        self.who = who or _user()
+        self.rows: dict[str, RunRow] = {}
+        self.pending: list[ApprovalView] = []
+        self.supervisor: LeaseView | None = None
+        self.live_sessions = 0
+        self.polled_once = False
+        self.poll_error: str | None = None
+        self._cursor: Cursor | None = None
+        self._polling = False
+        self._again = False
+        self._timer: Any = None
+
+    # --- screens ----------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from longrun.app.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen())
+        if self.open_run_id:
+            self.open_run(self.open_run_id)
+        self.poll_now()
+
+    def open_run(self, run_id: str) -> None:
+        """Show a run's screen (on top of the runs screen)."""
+        from longrun.app.screens.run import RunScreen
+
+        self.push_screen(RunScreen(run_id))
+
+    def action_inbox(self) -> None:
+        from longrun.app.screens.approvals import InboxScreen
+
+        if not isinstance(self.screen, InboxScreen):
+            self.push_screen(InboxScreen())
+
+    def open_inbox_at(self, approval_id: int) -> None:
+        """The inbox with one approval selected (from the command palette)."""
+        from longrun.app.screens.approvals import InboxScreen
+
+        if isinstance(self.screen, InboxScreen):
+            self.pop_screen()
+        self.push_screen(InboxScreen(select=approval_id))
+
+    def action_help(self) -> None:
+        from longrun.app.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_back(self) -> None:
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+        else:
+            self.exit()
+
+    def action_new_run(self) -> None:
+        from longrun.app.screens.modals import AskScreen
+
+        def create(path: str | None) -> None:
+            if path:
+                self.act(f"Created run from {path}", _create_run, self.store, path, open_it=True)
+
+        self.push_screen(
+            AskScreen(
+                "New run",
+                "The spec file (TOML) to create the run from. It is checked before anything is "
+                "written; the run starts as a draft until you start it.",
+                placeholder="path/to/spec.toml",
+            ),
+            create,
+        )
+
+    # --- following the store ----------------------------------------------------------------------
+
+    def poll_now(self) -> None:
+        """Read what changed now (after an action), or as soon as the poll in flight ends."""
+        if self._polling:
+            self._again = True
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._polling = True
+        self._poll()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="poll")
+    def _poll(self) -> None:
+        try:
+            changes = board.changes(self.store, self._cursor)
+            supervisor = lease.current(self.store)
+            pending = runs.list_approvals(self.store, state="pending")
+            live = len(runs.live_sessions(self.store))
+        except (LongrunError, SQLAlchemyError) as exc:
+            said = exc.message if isinstance(exc, LongrunError) else str(exc.orig or exc).splitlines()[0]
+            self.post_message(Polled(Changes([], self._cursor or Cursor()), None, self.pending, 0, said))
+            return
+        self.post_message(Polled(changes, supervisor, pending, live))
+
+    def on_polled(self, message: Polled) -> None:
+        self._polling = False
+        self.poll_error = message.error
+        if message.error is None:
+            if message.changes.everything:
+                self.rows = {}
+            for row in message.changes.rows:
+                self.rows[row.id] = row
+            self._cursor = message.changes.cursor
+            self._arrivals(message.pending)
+            self.pending = message.pending
+            self.supervisor = message.supervisor
+            self.live_sessions = message.live_sessions
+        first = not self.polled_once
+        self.polled_once = True
+        for screen in self.screen_stack:
+            follow = getattr(screen, "store_changed", None)
+            if follow is not None:
+                follow(message.changes, first)
+        if self._again:
+            self._again = False
+            self.poll_now()
+        else:
+            self._timer = self.set_timer(self.poll_seconds, self.poll_now)
+
+    def _arrivals(self, pending: list[ApprovalView]) -> None:
+        """A bell and a toast for each approval that arrived since the last poll."""
+        if not self.polled_once:
+            return
+        seen = {a.id for a in self.pending}
+        for approval in pending:
+            if approval.id not in seen:
+                self.bell()
+                name = self.rows[approval.run_id].name if approval.run_id in self.rows else approval.run_id
+                self.notify(
+                    f"{name} asks: {describe_short(approval)}. Press i to decide.",
+                    title=f"Approval {approval.id}",
+                    severity="warning",
+                    timeout=10,
+                )
+
+    def ordered_rows(self) -> list[RunRow]:
+        return sorted(self.rows.values(), key=RunRow.sort_key)
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    def act(
+        self, said: str, fn: Callable[..., Any], *args: Any, open_it: bool = False, **kwargs: Any
+    ) -> None:
+        """Run `fn` (a `scheduler.control` call) in a worker; say how it went in a toast."""
+        self._act(said, fn, args, kwargs, open_it)
+
+    @work(thread=True, exit_on_error=False, group="act")
+    def _act(
+        self, said: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], open_it: bool
+    ) -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except LongrunError as exc:
+            self.post_message(ActionDone(exc.message, ok=False))
+            return
+        except SQLAlchemyError as exc:
+            self.post_message(ActionDone(f"the store refused it: {exc.orig or exc}", ok=False))
+            return
+        extra = (
+            result[1] if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str) else ""
+        )
+        run = result[0] if isinstance(result, tuple) else result
+        run_id = getattr(run, "id", None) if open_it else None
+        self.post_message(ActionDone(f"{said}{': ' + extra if extra else ''}", run_id=run_id))
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.said, severity="information" if message.ok else "error", timeout=6)
+        self.poll_now()
+        if message.run_id:
+            self.open_run(message.run_id)
+
+
+def _create_run(store: Store, path: str) -> Any:
+    from pathlib import Path
+
+    from longrun.scheduler import control
+
+    return control.create_run_from_file(store, Path(path).expanduser())
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "someone"
+
+
+def describe_short(approval: ApprovalView) -> str:
+    """An approval in a few words: the command it would run, the question, the cap."""
+    r = approval.request
+    if approval.kind == "tool_call":
+        args = r.get("input") or {}
+        what = args.get("command") or args.get("path") or ""
+        return f"{r.get('tool', 'tool')} {what}".strip()
+    if approval.kind == "question":
+        return str(r.get("question", "a question"))
+    if approval.kind == "budget_raise":
+        return f"more budget ({r.get('cap', 'usd')} is spent)"
+    if approval.kind == "breaker_reset":
+        return f"reset breaker {r.get('breaker', '?')}"
+    if approval.kind == "done_condition":
+        return f"a done-condition of {len(r.get('features', []))} features"
+    if approval.kind == "sign_off":
+        return "sign-off: every feature passes"
+    if approval.kind == "ratchet":
+        return f"accept fewer tests ({r.get('summary', 'the test ratchet failed')})"
+    return approval.kind.replace("_", " ")
+
+
+def make_app(
+    store: Store,
+    clock: Clock | None = None,
+    *,
+    banner: str | None = None,
+    open_run_id: str | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    who: str | None = None,
+) -> LongrunApp:
+    """The dashboard over `store`, telling time by `clock` (a fixed one in tests and screenshots)."""
+    return LongrunApp(
+        store, clock or utcnow, banner=banner, open_run_id=open_run_id, poll_seconds=poll_seconds, who=who
+    )

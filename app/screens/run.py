@@ -1,0 +1,103 @@
+"""The run screen: one run in tabs (Overview, Sessions, Checkpoints, Verdicts, Events)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+
+from longrun.app.actions import RUN_BINDINGS, RunActions
+from longrun.app.widgets.checkpoints import CheckpointsPane
+from longrun.app.widgets.events import EventsPane
+from longrun.app.widgets.overview import OverviewPane
+from longrun.app.widgets.pane import Pane
+from longrun.app.widgets.sessions import SessionsPane
+from longrun.app.widgets.statusbar import StatusBar
+from longrun.app.widgets.verdicts import VerdictsPane
+from longrun.store.board import Changes, RunRow
+
+if TYPE_CHECKING:
+    from longrun.app.dashboard import LongrunApp
+
+TABS = (
+    ("overview", "Overview", OverviewPane),
+    ("sessions", "Sessions", SessionsPane),
+    ("checkpoints", "Checkpoints", CheckpointsPane),
+    ("verdicts", "Verdicts", VerdictsPane),
+    ("events", "Events", EventsPane),
+)
+
+
+class RunScreen(RunActions, Screen[None]):
+    app: LongrunApp
+    BINDINGS = [
+        *(
+            Binding(str(i), f"tab('{key}')", label, show=False, tooltip=f"The {label} tab", id=f"tab_{key}")
+            for i, (key, label, _) in enumerate(TABS, start=1)
+        ),
+        *RUN_BINDINGS,
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.stale: set[str] = set()
+
+    @property
+    def ready(self) -> bool:
+        """The first tab shows the run (the benchmark and tests wait for this)."""
+        return self.query_one(OverviewPane).ready
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield StatusBar()
+        with TabbedContent(initial="tab-overview", id="tabs"):
+            for key, label, pane in TABS:
+                with TabPane(label, id=f"tab-{key}"):
+                    yield pane(self.run_id, id=key)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        row = self.current_row()
+        self.sub_title = f"run {row.name if row else self.run_id}"
+        self.query_one(StatusBar).show(self.app)
+        self.query_one(OverviewPane).load()
+
+    def current_row(self) -> RunRow | None:
+        return self.app.rows.get(self.run_id)
+
+    def pane(self, key: str) -> Pane:
+        return self.query_one(f"#{key}", Pane)
+
+    def active(self) -> str:
+        return (self.query_one(TabbedContent).active or "tab-overview").removeprefix("tab-")
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        key = (event.pane.id or "").removeprefix("tab-")
+        pane = self.pane(key)
+        if not pane.ready or key in self.stale:
+            self.stale.discard(key)
+            pane.load()
+
+    def action_tab(self, key: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{key}"
+
+    def store_changed(self, changes: Changes, first: bool) -> None:
+        self.query_one(StatusBar).show(self.app)
+        row = self.current_row()
+        if row is not None:
+            self.sub_title = f"run {row.name}"
+        if not any(r.id == self.run_id for r in changes.rows) or changes.everything:
+            return
+        active = self.active()
+        for key, _, _ in TABS:
+            if key == active:
+                if key == "events":
+                    self.pane(key).refresh_live()  # type: ignore[attr-defined]
+                else:
+                    self.pane(key).load()
+            else:
+                self.stale.add(key)

@@ -1,0 +1,178 @@
+"""The Overview tab: goal, spec, state and why, budget and breakers, the latest handoff, and what
+the next session will be told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from longrun.app.format import bar, short_path, state_text, tokens, usd
+from longrun.app.screens.modals import TextScreen
+from longrun.app.widgets.pane import Pane
+from longrun.scheduler import control
+from longrun.scheduler.context import next_context
+from longrun.store import runs
+from longrun.store.runs import CheckpointView, RunView
+
+
+@dataclass(frozen=True)
+class Overview:
+    run: RunView
+    budget: dict[str, Any]
+    handoff: CheckpointView | None
+    context: str
+    sessions: int
+
+
+class OverviewPane(Pane):
+    BINDINGS = [
+        Binding(
+            "v",
+            "context",
+            "Next context",
+            tooltip="What the next session will be told, in full",
+            id="context",
+        ),
+    ]
+
+    def __init__(self, run_id: str, **kwargs: Any) -> None:
+        super().__init__(run_id, **kwargs)
+        self.next_text = ""
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(can_focus=True, id="overview-scroll"):
+            yield Static(id="overview-head")
+            yield Static(id="overview-body")
+
+    def read(self) -> Overview:
+        run = runs.get_run(self.app.store, self.run_id)
+        handoff = None
+        if run.head_checkpoint_id:
+            for cp in runs.checkpoint_ancestors(self.app.store, run.head_checkpoint_id, 50):
+                if cp.handoff:
+                    handoff = cp
+                    break
+        return Overview(
+            run=run,
+            budget=control.budget_document(self.app.store, run.id),
+            handoff=handoff,
+            context=next_context(self.app.store, run),
+            sessions=len(runs.list_sessions(self.app.store, run.id)),
+        )
+
+    def show(self, data: Overview) -> None:
+        self.next_text = data.context
+        run, spec = data.run, data.run.spec
+        head = Text()
+        head.append(f"{run.name}", style="bold")
+        head.append(f"  {run.id}", style="dim")
+        if run.parent_run_id:
+            head.append(f"  forked from {run.parent_run_id}", style="dim")
+        head.append("\n")
+        head.append_text(state_text(run.state))
+        if run.state_reason:
+            head.append(f": {run.state_reason}")
+        head.append("\n\n")
+        head.append("Goal  ", style="bold")
+        head.append(run.goal.strip())
+        self.query_one("#overview-head", Static).update(head)
+        self.query_one("#overview-body", Static).update(
+            Group(
+                self._spec(run, spec, data.sessions),
+                self._budget(data.budget),
+                self._handoff(data),
+                self._next_session(data),
+            )
+        )
+
+    def _spec(self, run: RunView, spec: dict[str, Any], sessions: int) -> Table:
+        table = _section("Spec")
+        worker, session = spec.get("worker", {}), spec.get("session", {})
+        table.add_row("workspace", f"{short_path(run.workspace)} (branch {run.branch})")
+        table.add_row("worker", f"{worker.get('backend', 'anthropic')} · {worker.get('model', '?')}")
+        table.add_row(
+            "sessions",
+            f"{session.get('time_box', '?')} each, wrap-up {session.get('wrap_up', '?')}; {sessions} so far",
+        )
+        schedule = spec.get("schedule") or {}
+        if schedule:
+            table.add_row(
+                "schedule", ", ".join(f"{k} {v}" for k, v in schedule.items() if v not in (None, [], {}))
+            )
+        features = spec.get("features", [])
+        table.add_row("done when", f"{len(features)} features pass: " + ", ".join(f["id"] for f in features))
+        return table
+
+    def _budget(self, doc: dict[str, Any]) -> Table:
+        table = _section("Budget")
+        for cap in doc["caps"]:
+            fraction = cap["fraction"] or 0.0
+            money = cap["cap"].endswith("usd")
+            show = usd if money else (lambda v, _=None: tokens(int(v)))
+            line = bar(fraction, 12, warn=doc["warn_at"])
+            line.append(f" {show(cap['spent'])} of {show(cap['limit'])} · {show(cap['left'])} left")
+            table.add_row(cap["cap"], line)
+        table.add_row("today", f"{usd(doc['today_usd'])} · last hour {usd(doc['last_hour_usd'])}")
+        t = doc["tokens"]
+        table.add_row(
+            "tokens",
+            f"in {tokens(t['input_tokens'])} · out {tokens(t['output_tokens'])} · "
+            f"cache write {tokens(t['cache_write_tokens'])} · cache read {tokens(t['cache_read_tokens'])}",
+        )
+        for b in doc["breakers"]:
+            state = Text(
+                b["state"], style={"open": "bold #ff5555", "half_open": "#ffb86c"}.get(b["state"], "dim")
+            )
+            state.append(f" · limit {b['limit']}")
+            if b["reason"] and b["state"] != "closed":
+                state.append(f" · {b['reason']}")
+            table.add_row(f"⚡ {b['name']}", state)
+        return table
+
+    def _handoff(self, data: Overview) -> Table:
+        table = _section("Latest handoff")
+        cp = data.handoff
+        if cp is None or not cp.handoff:
+            table.add_row("", Text("no session has handed off yet", style="dim"))
+            return table
+        table.add_row("from", f"checkpoint {cp.id} · {cp.reason} · {cp.commit[:10]}")
+        for key, value in cp.handoff.items():
+            if isinstance(value, list):
+                value = "\n".join(f"• {v}" for v in value)
+            table.add_row(str(key).replace("_", " "), str(value))
+        return table
+
+    def _next_session(self, data: Overview) -> Table:
+        table = _section("Next session is told")
+        lines = data.context.splitlines()
+        preview = "\n".join(lines[:12])
+        more = f"\n… {len(lines) - 12} more lines: press v to read it all" if len(lines) > 12 else ""
+        table.add_row("", Text(preview + more))
+        return table
+
+    def action_context(self) -> None:
+        if self.next_text:
+            self.app.push_screen(TextScreen("What the next session will be told", self.next_text))
+
+
+def _section(title: str) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold #8be9fd",
+        show_header=False,
+        box=None,
+        padding=(0, 1),
+        expand=False,
+    )
+    table.add_column(style="bold", width=14, no_wrap=True)
+    table.add_column(overflow="fold")
+    return table
