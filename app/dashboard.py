@@ -77,6 +77,8 @@ class LongrunApp(App[None]):
         from longrun.app.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen())
+        if self.banner:
+            self.notify(self.banner, timeout=15)
         if self.open_run_id:
             self.open_run(self.open_run_id)
         self.poll_now()

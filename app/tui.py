@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         store = Store.open(args.home)
-        notes = [] if args.no_daemon else [ensure_supervisor(store)]
+        started = None if args.no_daemon else ensure_supervisor(store)
+        notes = [started] if started else []
         open_run_id = None
         if args.demo:
             from longrun.scheduler.control import prepare_demo, start
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def ensure_supervisor(store: Store) -> str:
+def ensure_supervisor(store: Store) -> str | None:
     """Start `longrun daemon` in the background when no live supervisor holds the lease.
 
     The UI never schedules in its own process (every `textual serve` tab is a process of its
@@ -47,7 +48,7 @@ def ensure_supervisor(store: Store) -> str:
     """
     current = lease.current(store)
     if current is not None and current.alive():
-        return f"Supervisor running (pid {current.pid})."
+        return None
     log_path = store.home / "logs" / "daemon.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:

@@ -286,11 +286,8 @@ def what_would_happen(approval: ApprovalView, row: RunRow | None, now: Any) -> G
             )
         )
     elif kind == "sign_off":
-        parts.append(
-            Text(
-                f"\nEvery feature passes at checkpoint {r.get('checkpoint_id')}: {', '.join(r.get('features', []))}."
-            )
-        )
+        features = ", ".join(r.get("features", []))
+        parts.append(Text(f"\nEvery feature passes at checkpoint {r.get('checkpoint_id')}: {features}."))
         parts.append(Text("\nApprove: the run is done. Deny: it goes on.", style="italic"))
     elif kind == "ratchet":
         parts.append(Text(f"\n{r.get('summary', 'The tests went down.')}"))
@@ -299,7 +296,8 @@ def what_would_happen(approval: ApprovalView, row: RunRow | None, now: Any) -> G
                 parts.append(Text(f"  {key.replace('_', ' ')}: {r[key]}"))
         parts.append(
             Text(
-                "\nApprove: the tests as they are now become the baseline. Deny: the next session restores them.",
+                "\nApprove: the tests as they are now become the baseline. "
+                "Deny: the next session restores them.",
                 style="italic",
             )
         )

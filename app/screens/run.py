@@ -65,6 +65,7 @@ class RunScreen(RunActions, Screen[None]):
         self.sub_title = f"run {row.name if row else self.run_id}"
         self.query_one(StatusBar).show(self.app)
         self.query_one(OverviewPane).load()
+        self.query_one(OverviewPane).take_focus()
 
     def current_row(self) -> RunRow | None:
         return self.app.rows.get(self.run_id)
@@ -78,6 +79,7 @@ class RunScreen(RunActions, Screen[None]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         key = (event.pane.id or "").removeprefix("tab-")
         pane = self.pane(key)
+        pane.take_focus()
         if not pane.ready or key in self.stale:
             self.stale.discard(key)
             pane.load()

@@ -38,7 +38,6 @@ class RunsTable(DataTable[Text]):
 
 class RunsScreen(RunActions, Screen[None]):
     app: LongrunApp
-    TITLE = "runs"
     BINDINGS = [
         Binding(
             "enter", "open", "Open", tooltip="The run's screen: overview, sessions, checkpoints…", id="open"

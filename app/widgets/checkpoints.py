@@ -58,6 +58,7 @@ class CheckpointTreeWidget(Tree[int]):
 
 
 class CheckpointsPane(Pane):
+    FOCUS = "#checkpoint-tree"
     BINDINGS = [
         Binding(
             "R", "resume_here", "Resume here", tooltip="A session now, from this checkpoint", id="resume_here"

@@ -81,6 +81,7 @@ class EventTable(DataTable[Text]):
 
 
 class EventsPane(Pane):
+    FOCUS = "#events-table"
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="kind:KIND session:N and words", id="events_filter"),
         Binding(
@@ -126,7 +127,11 @@ class EventsPane(Pane):
         store, where = self.app.store, self.where
         if self.following and self.events and self._window_read:
             after = self.events[-1].seq
-            return True, board.event_window(store, self.run_id, after=after, limit=WINDOW, where=where), sessions
+            return (
+                True,
+                board.event_window(store, self.run_id, after=after, limit=WINDOW, where=where),
+                sessions,
+            )
         return False, board.event_window(store, self.run_id, limit=WINDOW, where=where), sessions
 
     def show(self, data: tuple[bool, EventWindow, dict[int, int]]) -> None:
@@ -218,6 +223,8 @@ class EventsPane(Pane):
         if event.data_table.id != "events-table" or not self.events:
             return
         row = event.cursor_row
+        if row != event.data_table.cursor_row:
+            return  # a highlight from before the table was filled again
         if row == 0 and self.has_older:
             self._page(before=self.events[0].seq)
         elif row == len(self.events) - 1 and self.has_newer and not self.following:

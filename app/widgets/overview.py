@@ -33,6 +33,7 @@ class Overview:
 
 
 class OverviewPane(Pane):
+    FOCUS = "#overview-scroll"
     BINDINGS = [
         Binding(
             "v",

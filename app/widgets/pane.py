@@ -25,6 +25,13 @@ class Pane(Vertical):
         self._reading = False
         self._again = False
 
+    FOCUS: str | None = None
+    """The selector of the widget that takes the focus when the tab is shown."""
+
+    def take_focus(self) -> None:
+        if self.FOCUS:
+            self.query_one(self.FOCUS).focus()
+
     def read(self) -> Any:
         raise NotImplementedError
 

@@ -4,7 +4,6 @@ the verdicts that changed during it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -58,6 +57,8 @@ class SessionsTable(DataTable[Text]):
 
 
 class SessionsPane(Pane):
+    FOCUS = "#sessions-table"
+
     def compose(self) -> ComposeResult:
         table = SessionsTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
         for label in ("#", "STARTED", "ENDED", "HOW IT ENDED", "SPEND", "TOKENS", "CHECKPOINTS", "VERDICTS"):
@@ -102,6 +103,3 @@ class SessionsPane(Pane):
             )
         if data:
             table.move_cursor(row=min(at, len(data) - 1), animate=False)
-
-    def focus_first(self) -> Any:
-        return self.query_one(SessionsTable).focus()

@@ -28,6 +28,8 @@ class VerdictTable(DataTable[Text]):
 
 
 class VerdictsPane(Pane):
+    FOCUS = "#verdict-table"
+
     def __init__(self, run_id: str, **kwargs: Any) -> None:
         super().__init__(run_id, **kwargs)
         self.matrix: dict[str, Any] = {}
