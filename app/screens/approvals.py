@@ -64,7 +64,7 @@ class InboxScreen(RunActions, Screen[None]):
         self.shown: list[ApprovalView] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="◆")
         yield StatusBar()
         table = InboxTable(id="inbox", cursor_type="row", zebra_stripes=True)
         for label in ("#", "RUN", "KIND", "ASKED", "STATE", "WHAT"):

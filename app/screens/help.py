@@ -71,12 +71,12 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         table.add_row(Text("longrun keys", style="bold"), Text("esc, q or ? closes this", style="dim"))
         table.add_row("", "")
-        table.add_row(Text("Moving", style="bold underline"), "")
+        table.add_row(Text("Moving", style="bold #ffb86c"), "")
         for keys, what in NAVIGATION:
             table.add_row(keys, what)
         for title, bindings in _sections():
             table.add_row("", "")
-            table.add_row(Text(title, style="bold underline"), "")
+            table.add_row(Text(title, style="bold #ffb86c"), "")
             for b in bindings:
                 if isinstance(b, Binding):
                     table.add_row(

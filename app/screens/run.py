@@ -52,7 +52,7 @@ class RunScreen(RunActions, Screen[None]):
         return self.query_one(OverviewPane).ready
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="◆")
         yield StatusBar()
         with TabbedContent(initial="tab-overview", id="tabs"):
             for key, label, pane in TABS:

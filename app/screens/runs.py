@@ -46,7 +46,7 @@ class RunsScreen(RunActions, Screen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="◆")
         yield StatusBar()
         if self.app.banner:
             yield Static(self.app.banner, id="banner")

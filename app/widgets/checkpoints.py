@@ -20,6 +20,7 @@ from longrun.app.messages import Loaded
 from longrun.app.screens.modals import AskScreen, ConfirmScreen
 from longrun.app.widgets.pane import Pane
 from longrun.scheduler import control
+from longrun.scheduler.spec import RATCHET
 from longrun.store import board, runs
 from longrun.store.errors import LongrunError
 from longrun.store.runs import CheckpointView, RunView, VerdictView
@@ -140,10 +141,11 @@ class CheckpointsPane(Pane):
         session = data.sessions.get(cp.session_id or -1)
         label.append(f"s{session} " if session else "   ", style="dim")
         label.append(cp.reason)
-        passed = sum(1 for s in cp.features.values() if s == "pass")
-        if cp.features:
+        judged = {f: s for f, s in cp.features.items() if f != RATCHET}
+        passed = sum(1 for s in judged.values() if s == "pass")
+        if judged:
             label.append(
-                f" {passed}/{len(cp.features)}✓", style="#50fa7b" if passed == len(cp.features) else ""
+                f" {passed}/{len(judged)}✓", style="#50fa7b" if passed == len(judged) else ""
             )
         if head:
             label.append(" ◀ head", style="bold #8be9fd")

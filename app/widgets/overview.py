@@ -174,6 +174,6 @@ def _section(title: str) -> Table:
         padding=(0, 1),
         expand=False,
     )
-    table.add_column(style="bold", width=14, no_wrap=True)
+    table.add_column(style="bold", width=22, no_wrap=True)
     table.add_column(overflow="fold")
     return table

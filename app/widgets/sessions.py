@@ -10,8 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from longrun.app.format import clock_time, span, tokens, usd
+from longrun.app.format import VERDICT_STYLES, clock_time, span, tokens, usd
 from longrun.app.widgets.pane import Pane
+from longrun.app.widgets.verdicts import MARKS
+from longrun.scheduler.spec import RATCHET
 from longrun.store import runs
 from longrun.store.runs import CheckpointView, SessionView
 
@@ -46,6 +48,23 @@ def session_rows(sessions: list[SessionView], checkpoints: list[CheckpointView])
                 if status != was:
                     changes.append((feature, was, status))
         out.append(SessionRow(s, len(mine), changes))
+    return out
+
+
+def change_text(changes: list[tuple[str, str, str]]) -> Text:
+    """The verdicts a session changed, grouped by where they went: "now pass: a, b" on one line."""
+    went: dict[str, list[str]] = {}
+    for feature, _, now in changes:
+        if feature != RATCHET or now != "pass":
+            went.setdefault(now, []).append(feature)
+    if not went:
+        return Text("—", style="dim")
+    out = Text()
+    for now, features in went.items():
+        if out:
+            out.append("\n")
+        out.append(f"{MARKS.get(now, now)} ", style=VERDICT_STYLES.get(now, ""))
+        out.append(", ".join(features))
     return out
 
 
@@ -86,10 +105,7 @@ class SessionsPane(Pane):
             how = Text(s.state, style=END_STYLES.get(s.state, ""))
             if s.end_reason:
                 how.append(f" · {s.end_reason}", style="")
-            changes = Text()
-            for feature, was, now_ in row.changes:
-                style = "#50fa7b" if now_ == "pass" else "#ff5555"
-                changes.append(f"{feature} {was}→{now_}  ", style=style)
+            changes = change_text(row.changes)
             table.add_row(
                 Text(str(s.n), style="bold"),
                 Text(started),
@@ -98,8 +114,9 @@ class SessionsPane(Pane):
                 Text(usd(s.usage.usd)),
                 Text(tokens(s.usage.tokens)),
                 Text(str(row.checkpoints)),
-                changes or Text("—", style="dim"),
+                changes,
                 key=str(s.id),
+                height=None,
             )
         if data:
             table.move_cursor(row=min(at, len(data) - 1), animate=False)
