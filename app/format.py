@@ -54,7 +54,7 @@ def bar(fraction: float, width: int = 10, *, warn: float | None = None) -> Text:
 def features_cell(passed: int, total: int) -> Text:
     if not total:
         return Text("no done-condition", style="dim")
-    out = bar(passed / total, 8)
+    out = bar(passed / total, 6)
     out.append(f" {passed}/{total}")
     return out
 
@@ -62,7 +62,7 @@ def features_cell(passed: int, total: int) -> Text:
 def spend_cell(spent: float, budget: float | None) -> Text:
     if not budget:
         return Text(usd(spent))
-    out = bar(spent / budget, 8, warn=0.8)
+    out = bar(spent / budget, 6, warn=0.8)
     out.append(f" {usd(spent)}/{usd(budget, 0)}")
     return out
 

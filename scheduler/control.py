@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -205,12 +205,12 @@ def set_budget(
     return runs.get_run(store, run.id)
 
 
-def budget_document(store: Store, ref: str) -> dict[str, object]:
+def budget_document(store: Store, ref: str, now: datetime | None = None) -> dict[str, object]:
     """`longrun budget RUN --json`: every cap with what is spent and left, spend today and in the
-    last hour, and the breakers."""
+    last hour (before `now`), and the breakers."""
     run = runs.get_run(store, ref)
     spec = RunSpec.model_validate(run.spec)
-    now = utcnow()
+    now = now or utcnow()
     today = runs.day_usage(store, run.id, runs.utc_day(now))
     live = [s for s in runs.list_sessions(store, run.id) if not s.is_final]
     session_usage = live[0].usage if live else runs.Usage()

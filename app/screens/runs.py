@@ -22,9 +22,8 @@ COLUMNS = (
     ("name", "RUN"),
     ("state", "STATE"),
     ("features", "FEATURES"),
-    ("spend", "SPEND / BUDGET"),
+    ("spend", "SPEND"),
     ("session", "SESSION"),
-    ("next", "NEXT SESSION"),
     ("flags", "NEEDS YOU"),
 )
 
@@ -95,30 +94,26 @@ class RunsScreen(RunActions, Screen[None]):
         if row.session is not None:
             session = Text(f"#{row.session.n} ", style="bold")
             session.append(f"{span(row.session.deadline_at - now)} left")
-        nxt = Text("—", style="dim")
-        if row.next_session_at is not None and row.state in ("scheduled", "running"):
-            nxt = Text(until(row.next_session_at, now))
-            if row.next_reason:
-                nxt.append(f" · {row.next_reason}", style="dim")
-        elif row.next_reason and row.state == "scheduled":
-            nxt = Text(row.next_reason, style="dim")
+        elif row.next_session_at is not None and row.state == "scheduled":
+            session = Text(f"next {until(row.next_session_at, now)}")
+        elif row.state == "scheduled":
+            session = Text("next: due", style="dim")
         flags = Text()
         if row.pending:
-            flags.append(f"⚑ {row.pending} approval{'s' if row.pending > 1 else ''} ", style="bold #ffb86c")
-        for name in row.open_breakers:
-            flags.append(f"⚡ {name} ", style="bold #ff5555")
+            flags.append(f"⚑ {row.pending} ", style="bold #ffb86c")
+        if row.open_breakers:
+            flags.append(f"⚡ {len(row.open_breakers)} ", style="bold #ff5555")
         if not flags:
             flags = Text("—", style="dim")
         name = Text(row.name, style="bold")
         if row.parent_run_id:
-            name.append(" ⑂", style="dim")
+            name.append(" ↳", style="dim")
         return [
             name,
             state_text(row.state),
             features_cell(row.features_passed, row.features_total),
             spend_cell(row.spent_usd, row.budget_usd),
             session,
-            nxt,
             flags,
         ]
 
@@ -140,6 +135,12 @@ class RunsScreen(RunActions, Screen[None]):
         out.append_text(state_text(row.state))
         if row.state_reason:
             out.append(f": {row.state_reason}")
+        if row.next_reason and row.state == "scheduled":
+            out.append(f"\nnext session: {row.next_reason}", style="dim")
+        if row.pending:
+            out.append(f"\n⚑ {row.pending} waiting on you (i)", style="#ffb86c")
+        for name in row.open_breakers:
+            out.append(f"\n⚡ breaker {name} is open (c resets it)", style="#ff5555")
         detail.update(out)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -117,7 +117,7 @@ class CheckpointsPane(Pane):
             node = parent.add(self._label(cp, data), data=cp.id, expand=True, allow_expand=False)
             nodes[cp.id] = node
             for fork in forks.get(cp.id, []):
-                label = Text(f"⑂ fork → {fork.name} ", style="#bd93f9")
+                label = Text(f"↳ fork → {fork.name} ", style="#bd93f9")
                 label.append(fork.run_id, style="dim")
                 parent.add_leaf(label, data=-1)
             if not kids:
@@ -144,9 +144,7 @@ class CheckpointsPane(Pane):
         judged = {f: s for f, s in cp.features.items() if f != RATCHET}
         passed = sum(1 for s in judged.values() if s == "pass")
         if judged:
-            label.append(
-                f" {passed}/{len(judged)}✓", style="#50fa7b" if passed == len(judged) else ""
-            )
+            label.append(f" {passed}/{len(judged)}✓", style="#50fa7b" if passed == len(judged) else "")
         if head:
             label.append(" ◀ head", style="bold #8be9fd")
         return label

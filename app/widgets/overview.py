@@ -63,7 +63,7 @@ class OverviewPane(Pane):
                     break
         return Overview(
             run=run,
-            budget=control.budget_document(self.app.store, run.id),
+            budget=control.budget_document(self.app.store, run.id, now=self.app.clock()),
             handoff=handoff,
             context=next_context(self.app.store, run),
             sessions=len(runs.list_sessions(self.app.store, run.id)),
@@ -83,7 +83,7 @@ class OverviewPane(Pane):
             head.append(f": {run.state_reason}")
         head.append("\n\n")
         head.append("Goal  ", style="bold")
-        head.append(run.goal.strip())
+        head.append(" ".join(run.goal.split()))
         self.query_one("#overview-head", Static).update(head)
         self.query_one("#overview-body", Static).update(
             Group(
@@ -174,6 +174,6 @@ def _section(title: str) -> Table:
         padding=(0, 1),
         expand=False,
     )
-    table.add_column(style="bold", width=22, no_wrap=True)
+    table.add_column(style="bold", width=24, no_wrap=True)
     table.add_column(overflow="fold")
     return table
