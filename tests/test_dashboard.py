@@ -30,6 +30,7 @@ pytestmark = pytest.mark.anyio
 def anyio_backend() -> str:
     return "asyncio"
 
+
 BASH_PUSH = {"tool": "bash", "input": {"command": "git push origin HEAD"}}
 
 
@@ -109,14 +110,18 @@ async def test_approve_from_the_inbox_with_a_comment(store: Store, waiting_run: 
         await settle(pilot, lambda: isinstance(app.screen, DecideScreen))
         await pilot.press(*"ok, no remote")
         await pilot.press("ctrl+s")
-        await settle(pilot, lambda: runs.get_approval(store, call).state != "pending" and len(app.pending) == 1)
+        await settle(
+            pilot, lambda: runs.get_approval(store, call).state != "pending" and len(app.pending) == 1
+        )
     decided = runs.get_approval(store, call)
     assert (decided.state, decided.decided_by, decided.comment) == ("approved", "dana", "ok, no remote")
     [event] = [e.data for e in log.read_events(store, run_id, kinds=["approval_decided"])]
     assert event["by"] == "dana" and event["state"] == "approved"
 
 
-async def test_deny_then_a_second_decision_is_refused(store: Store, waiting_run: tuple[str, int, int]) -> None:
+async def test_deny_then_a_second_decision_is_refused(
+    store: Store, waiting_run: tuple[str, int, int]
+) -> None:
     _, call, _ = waiting_run
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:
@@ -125,7 +130,9 @@ async def test_deny_then_a_second_decision_is_refused(store: Store, waiting_run:
         await settle(pilot, lambda: isinstance(app.screen, DecideScreen))
         await pilot.press(*"not now")
         await pilot.press("enter")
-        await settle(pilot, lambda: runs.get_approval(store, call).state == "denied" and len(app.pending) == 1)
+        await settle(
+            pilot, lambda: runs.get_approval(store, call).state == "denied" and len(app.pending) == 1
+        )
         await pilot.press("escape")  # cancelled modals change nothing
         await pilot.press("h")  # decided ones too: the denied one is shown, and cannot be decided again
         inbox = app.screen
@@ -179,7 +186,9 @@ async def open_checkpoint(pilot: Pilot[None], app: LongrunApp, run_id: str, chec
     screen = app.screen
     await settle(pilot, lambda: screen.query_one("#checkpoints").ready)  # type: ignore[attr-defined]
     tree = screen.query_one(CheckpointTreeWidget)
-    line = next(i for i in range(tree.last_line + 1) if (n := tree.get_node_at_line(i)) and n.data == checkpoint)
+    line = next(
+        i for i in range(tree.last_line + 1) if (n := tree.get_node_at_line(i)) and n.data == checkpoint
+    )
     tree.move_cursor_to_line(line)
     await settle(pilot, lambda: screen.query_one("#checkpoints").selected == checkpoint)  # type: ignore[attr-defined]
 
@@ -242,3 +251,40 @@ async def test_resume_from_an_older_checkpoint_rewinds_and_schedules_a_session(
     assert ws.git(workspace, "ls-files").split() == ["a.txt"] or "b.txt" not in ws.git(workspace, "ls-files")
     [resumed] = [e.data for e in log.read_events(store, run_id, kinds=["resumed"])]
     assert resumed["by"] == "dana" and resumed["checkpoint_id"] == first
+
+
+async def test_a_new_approval_rings_and_shows_a_toast(store: Store, write_spec: Any) -> None:
+    run = create_run_from_file(store, write_spec(TWO_SESSIONS))
+    app = app_for(store)
+    rang: list[bool] = []
+    app.bell = lambda: rang.append(True)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.polled_once and run.id in app.rows)
+        assert not rang and not app._notifications
+        asked = _approval(store, run.id, "sign_off", {"checkpoint_id": 1, "features": ["a"]})
+        await settle(pilot, lambda: any(a.id == asked for a in app.pending))
+        titles = [n.title for n in app._notifications]
+        assert rang == [True] and f"Approval {asked}" in titles
+        assert "⚑ 1 waiting" in str(app.screen.query_one("#badge").render())
+
+
+async def test_start_a_draft_run_and_create_one_from_a_spec_file(store: Store, write_spec: Any) -> None:
+    run = create_run_from_file(store, write_spec(TWO_SESSIONS))
+    spec = write_spec(TWO_SESSIONS, name="second-run", folder="second")
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.polled_once and run.id in app.rows)
+        await pilot.press("s")
+        await settle(pilot, lambda: runs.get_run(store, run.id).state == "scheduled")
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, AskScreen))
+        await pilot.press(*str(tmp_missing := spec.with_name("nope.toml")), "enter")
+        await settle(pilot, lambda: any("nope.toml" in str(n.message) for n in app._notifications))
+        assert tmp_missing.name not in [r.name for r in runs.list_runs(store)]
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, AskScreen))
+        await pilot.press(*str(spec), "enter")
+        await settle(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready)
+        assert app.screen.run_id == next(r.id for r in runs.list_runs(store) if r.name == "second-run")
+    [started] = [e.data for e in log.read_events(store, run.id, kinds=["started"])]
+    assert started["by"] == "dana"
