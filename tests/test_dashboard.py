@@ -288,3 +288,33 @@ async def test_start_a_draft_run_and_create_one_from_a_spec_file(store: Store, w
         assert app.screen.run_id == next(r.id for r in runs.list_runs(store) if r.name == "second-run")
     [started] = [e.data for e in log.read_events(store, run.id, kinds=["started"])]
     assert started["by"] == "dana"
+
+
+async def test_a_timeline_marker_opens_its_event_in_the_events_tab(
+    store: Store, waiting_run: tuple[str, int, int]
+) -> None:
+    run_id, call, _ = waiting_run
+    [asked] = [
+        e
+        for e in log.read_events(store, run_id, kinds=["approval_requested"])
+        if e.data["approval_id"] == call
+    ]
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.polled_once)
+        app.open_run(run_id)
+        await settle(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready)
+        await pilot.press("6")
+        screen = app.screen
+        pane: Any = screen.query_one("#timeline")
+        await settle(pilot, lambda: pane.ready)
+        view: Any = screen.query_one("#timeline-view")
+        marked = view.visible_markers()
+        assert [m.kind for m in marked].count("approval_requested") == 2
+        while marked[view.selected].seq != asked.seq:
+            await pilot.press("left")
+        assert asked.seq is not None and str(asked.seq) in str(screen.query_one("#timeline-marker").render())
+        await pilot.press("enter")
+        events: Any = screen.query_one("#events")
+        await settle(pilot, lambda: bool(events.events) and events.events[0].seq == asked.seq)
+        assert screen.query_one("#tabs").active == "tab-events"  # type: ignore[attr-defined]

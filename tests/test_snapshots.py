@@ -156,3 +156,7 @@ class TestRunScreen:
             keys("slash", *"kind:approval_requested,approval_decided", "enter"),
         )
         assert snap_compare(app, terminal_size=SIZE, run_before=steps)
+
+    def test_timeline(self, app: LongrunApp, snap_compare: Any) -> None:
+        steps = _steps(open_run(RUN_ACTIVE), tab("timeline", 6), keys("left", "left"))
+        assert snap_compare(app, terminal_size=SIZE, run_before=steps)

@@ -16,7 +16,7 @@ NAVIGATION = [
     ("↑ ↓  j k", "move in a list or table"),
     ("← →  h l", "move between verdict cells; between tabs when the tab bar has focus"),
     ("tab  shift+tab", "move focus between parts of a screen"),
-    ("1 … 5", "a run's tabs: Overview, Sessions, Checkpoints, Verdicts, Events"),
+    ("1 … 6", "a run's tabs: Overview, Sessions, Checkpoints, Verdicts, Events, Timeline"),
     ("ctrl+p", "command palette: runs, approvals and actions by name"),
     ("ctrl+q", "quit from anywhere"),
 ]
@@ -31,6 +31,7 @@ def _sections() -> list[tuple[str, list[BindingType]]]:
     from longrun.app.widgets.checkpoints import CheckpointsPane
     from longrun.app.widgets.events import EventsPane
     from longrun.app.widgets.overview import OverviewPane
+    from longrun.app.widgets.timeline import TimelinePane
 
     return [
         ("Everywhere", list(LongrunApp.BINDINGS)),
@@ -39,12 +40,19 @@ def _sections() -> list[tuple[str, list[BindingType]]]:
         ("Overview tab", list(OverviewPane.BINDINGS)),
         ("Checkpoints tab", list(CheckpointsPane.BINDINGS)),
         ("Events tab", [b for b in EventsPane.BINDINGS if isinstance(b, Binding)]),
+        ("Timeline tab", list(TimelinePane.BINDINGS)),
         ("Approvals inbox", list(InboxScreen.BINDINGS)),
         ("Deciding", list(DecideScreen.BINDINGS)),
     ]
 
 
-KEY_NAMES = {"question_mark": "?", "slash": "/", "enter": "enter", "escape": "esc"}
+KEY_NAMES = {
+    "question_mark": "?",
+    "slash": "/",
+    "escape": "esc",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+}
 
 
 def key_label(keys: str) -> str:

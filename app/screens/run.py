@@ -1,8 +1,8 @@
-"""The run screen: one run in tabs (Overview, Sessions, Checkpoints, Verdicts, Events)."""
+"""The run screen: one run in tabs (Overview, Sessions, Checkpoints, Verdicts, Events, Timeline)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,6 +16,7 @@ from longrun.app.widgets.overview import OverviewPane
 from longrun.app.widgets.pane import Pane
 from longrun.app.widgets.sessions import SessionsPane
 from longrun.app.widgets.statusbar import StatusBar
+from longrun.app.widgets.timeline import TimelinePane
 from longrun.app.widgets.verdicts import VerdictsPane
 from longrun.store.board import Changes, RunRow
 
@@ -28,6 +29,7 @@ TABS = (
     ("checkpoints", "Checkpoints", CheckpointsPane),
     ("verdicts", "Verdicts", VerdictsPane),
     ("events", "Events", EventsPane),
+    ("timeline", "Timeline", TimelinePane),
 )
 
 
@@ -86,6 +88,15 @@ class RunScreen(RunActions, Screen[None]):
 
     def action_tab(self, key: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{key}"
+
+    def show_in_events(self, seq: int | None, at: Any) -> None:
+        """The Events tab, at one event (by its seq) or at a moment."""
+        self.action_tab("events")
+        events = self.query_one(EventsPane)
+        if seq is not None:
+            events.jump_to_seq(seq)
+        else:
+            events.jump_to(at)
 
     def store_changed(self, changes: Changes, first: bool) -> None:
         self.query_one(StatusBar).show(self.app)

@@ -4,12 +4,14 @@ end of the window reads the next one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from longrun.app.format import clock_time, one_line, pretty
@@ -74,10 +76,38 @@ def parse_time(text: str, now: datetime) -> datetime | str:
 
 
 class EventTable(DataTable[Text]):
+    """The log's window; moving past its top or bottom asks the pane for the next window."""
+
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="events_down"),
         Binding("k", "cursor_up", "Up", show=False, id="events_up"),
     ]
+
+    @dataclass
+    class PastEnd(Message):
+        """The person moved up from the first row (`older`) or down from the last."""
+
+        older: bool
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row == 0:
+            self.post_message(self.PastEnd(older=True))
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        if self.cursor_row >= self.row_count - 1:
+            self.post_message(self.PastEnd(older=False))
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        if self.cursor_row == 0:
+            self.post_message(self.PastEnd(older=True))
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        if self.cursor_row >= self.row_count - 1:
+            self.post_message(self.PastEnd(older=False))
+        super().action_page_down()
 
 
 class EventsPane(Pane):
@@ -102,6 +132,8 @@ class EventsPane(Pane):
         self.last_seq = 0
         self.sessions: dict[int, int] = {}
         self._window_read = False
+        self._pinned = False
+        """A jump put the window somewhere: a read of the newest events must not move it."""
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -138,6 +170,9 @@ class EventsPane(Pane):
         appending, window, self.sessions = data
         self._window_read = True
         self.last_seq = max(self.last_seq, window.last_seq)
+        if self._pinned and not appending:
+            self._status()
+            return
         if appending:
             newest = self.events[-1].seq if self.events else 0
             fresh = [e for e in window.events if e.seq > newest]
@@ -219,17 +254,20 @@ class EventsPane(Pane):
 
     # --- moving past the window's ends ----------------------------------------------------------
 
+    def on_event_table_past_end(self, message: EventTable.PastEnd) -> None:
+        if not self.events:
+            return
+        if message.older and self.has_older:
+            self._page(before=self.events[0].seq)
+        elif not message.older and self.has_newer:
+            self._page(after=self.events[-1].seq)
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "events-table" or not self.events:
             return
-        row = event.cursor_row
-        if row != event.data_table.cursor_row:
+        if event.cursor_row != event.data_table.cursor_row:
             return  # a highlight from before the table was filled again
-        if row == 0 and self.has_older:
-            self._page(before=self.events[0].seq)
-        elif row == len(self.events) - 1 and self.has_newer and not self.following:
-            self._page(after=self.events[-1].seq)
-        elif row < len(self.events) - 1 and self.following:
+        if event.cursor_row < len(self.events) - 1 and self.following and event.data_table.has_focus:
             self.following = False
             self._status()
 
@@ -287,6 +325,7 @@ class EventsPane(Pane):
             return
         self.where = parsed
         self.following = True
+        self._pinned = False
         self._window_read = False
         if parsed.empty:
             event.input.display = False
@@ -300,12 +339,14 @@ class EventsPane(Pane):
         if not self.where.empty:
             self.where = EventFilter()
             self.following = True
+            self._pinned = False
             self._window_read = False
             self.load()
         self.query_one(EventTable).focus()
 
     def action_follow(self) -> None:
         self.following = True
+        self._pinned = False
         self._window_read = False
         self.load()
 
@@ -328,11 +369,25 @@ class EventsPane(Pane):
         )
 
     def jump_to(self, moment: datetime) -> None:
+        """The first event at or after a moment, at the top of the window."""
+        self._jump(lambda store, run: board.seq_at(store, run, moment))
+
+    def jump_to_seq(self, seq: int) -> None:
+        """One event, at the top of the window, with the filter cleared so it shows."""
+        if not self.where.empty:
+            self.where = EventFilter()
+            box = self.query_one("#events-filter", Input)
+            box.value, box.display = "", False
+        self._jump(lambda store, run: seq)
+
+    def _jump(self, find: Any) -> None:
         self.following = False
+        self._pinned = True
+        self._window_read = True
         where, store, run = self.where, self.app.store, self.run_id
 
         def read() -> None:
-            seq = board.seq_at(store, run, moment)
+            seq = find(store, run)
             window = board.event_window(store, run, after=max(seq - 1, 0), limit=WINDOW, where=where)
             self.post_message(Loaded("events-jump", window, extra={"seq": seq}))
 
