@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from seed import (
 )
 from sqlalchemy import text
 
-from longrun.store import log, runs
+from longrun.bench import bigstore
+from longrun.store import board, log, runs
 from longrun.store.db import Store
 from longrun.store.models import SQLModel
 
@@ -149,3 +151,73 @@ def test_checkpoints_are_real_commits_in_real_workspaces(seeded: Store) -> None:
         check=True,
     )
     assert branch.stdout.strip() == f"longrun/{RUN_FORK}"
+
+
+# --- the benchmark's big store ------------------------------------------------------------------
+
+BIG_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def test_bigstore_fills_exactly_what_was_asked_with_whole_chains(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "big")
+    try:
+        run_ids = bigstore.fill(store, 12, 3000, now=BIG_NOW)
+    finally:
+        store.close()
+    store = Store.open(tmp_path / "big", create=False)
+    try:
+        counts = bigstore.counts(store)
+        assert (counts["run"], counts["event"]) == (12, 3000)
+        events = {run_id: board.event_count(store, run_id) for run_id in run_ids}
+        assert sum(events.values()) == 3000
+        assert events[run_ids[0]] == max(events.values()) >= 1400
+        for run_id in run_ids:
+            report = log.verify_chain(store, run_id)
+            assert report.ok and report.events == events[run_id], report
+    finally:
+        store.close()
+
+
+def test_bigstore_runs_are_whole_runs_in_many_states(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "big")
+    try:
+        run_ids = bigstore.fill(store, 40, 8000, now=BIG_NOW)
+        rows = {r.id: r for r in board.run_rows(store)}
+        assert set(rows) == set(run_ids)
+        states = {r.state for r in rows.values()}
+        assert {"running", "done", "awaiting_approval", "tripped", "paused"} <= states
+        for row in rows.values():
+            assert (row.session is not None) == (row.state == "running")
+            assert (row.pending > 0) == (row.state in ("awaiting_approval", "tripped", "paused"))
+            assert bool(row.open_breakers) == (row.state == "tripped")
+            if row.state == "done":
+                assert row.features_passed == row.features_total == 4
+            run = runs.get_run(store, row.id)
+            line = runs.checkpoint_ancestors(store, run.head_checkpoint_id or 0, 1000)
+            assert line and line[-1].reason == "created" and all(c.run_id == row.id for c in line)
+            assert run.usage.usd > 0 and run.updated_at <= BIG_NOW
+    finally:
+        store.close()
+
+
+def test_bigstore_is_the_same_store_for_the_same_seed(tmp_path: Path) -> None:
+    stores = [Store.open(tmp_path / name) for name in ("one", "two")]
+    try:
+        for store in stores:
+            bigstore.fill(store, 5, 600, now=BIG_NOW, workspaces=tmp_path / "workspaces")
+        first, second = (_tables(s) for s in stores)
+        assert len(first["event"]) == 600
+        for table in first:
+            assert first[table] == second[table], f"table {table} differs between two fills"
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_bigstore_refuses_too_few_events_for_its_runs(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "big")
+    try:
+        with pytest.raises(ValueError, match="cannot fill"):
+            bigstore.fill(store, 10, 10 * bigstore.MIN_EVENTS_PER_RUN - 1)
+    finally:
+        store.close()
