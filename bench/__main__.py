@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from longrun.bench.common import BenchError, Benchmark
 
-MODULES = ("append", "rehydrate")
+MODULES = ("append", "rehydrate", "ui")
 PROG = "python -m longrun.bench"
 
 
