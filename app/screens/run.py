@@ -51,15 +51,18 @@ class RunScreen(RunActions, Screen[None]):
     @property
     def ready(self) -> bool:
         """The first tab shows the run (the benchmark and tests wait for this)."""
-        return self.query_one(OverviewPane).ready
+        pane = self.pane("overview")
+        return pane is not None and pane.ready
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
         yield StatusBar()
         with TabbedContent(initial="tab-overview", id="tabs"):
             for key, label, pane in TABS:
+                # Only the first tab is built now; the others when first shown (opening stays fast).
                 with TabPane(label, id=f"tab-{key}"):
-                    yield pane(self.run_id, id=key)
+                    if key == "overview":
+                        yield pane(self.run_id, id=key)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -72,15 +75,26 @@ class RunScreen(RunActions, Screen[None]):
     def current_row(self) -> RunRow | None:
         return self.app.rows.get(self.run_id)
 
-    def pane(self, key: str) -> Pane:
-        return self.query_one(f"#{key}", Pane)
+    def pane(self, key: str) -> Pane | None:
+        """A tab's pane, when it has been built."""
+        found = self.query(f"#{key}").results(Pane)
+        return next(iter(found), None)
+
+    async def built(self, key: str) -> Pane:
+        """A tab's pane, built now if it was not yet."""
+        pane = self.pane(key)
+        if pane is None:
+            kind = next(cls for k, _, cls in TABS if k == key)
+            pane = kind(self.run_id, id=key)
+            await self.query_one(f"#tab-{key}", TabPane).mount(pane)
+        return pane
 
     def active(self) -> str:
         return (self.query_one(TabbedContent).active or "tab-overview").removeprefix("tab-")
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         key = (event.pane.id or "").removeprefix("tab-")
-        pane = self.pane(key)
+        pane = await self.built(key)
         pane.take_focus()
         if not pane.ready or key in self.stale:
             self.stale.discard(key)
@@ -89,10 +103,11 @@ class RunScreen(RunActions, Screen[None]):
     def action_tab(self, key: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{key}"
 
-    def show_in_events(self, seq: int | None, at: Any) -> None:
+    async def show_in_events(self, seq: int | None, at: Any) -> None:
         """The Events tab, at one event (by its seq) or at a moment."""
+        events = await self.built("events")
+        assert isinstance(events, EventsPane)
         self.action_tab("events")
-        events = self.query_one(EventsPane)
         if seq is not None:
             events.jump_to_seq(seq)
         else:
@@ -107,10 +122,12 @@ class RunScreen(RunActions, Screen[None]):
             return
         active = self.active()
         for key, _, _ in TABS:
-            if key == active:
-                if key == "events":
-                    self.pane(key).refresh_live()  # type: ignore[attr-defined]
-                else:
-                    self.pane(key).load()
-            else:
+            pane = self.pane(key)
+            if pane is None:
+                continue
+            if key != active:
                 self.stale.add(key)
+            elif isinstance(pane, EventsPane):
+                pane.refresh_live()
+            else:
+                pane.load()

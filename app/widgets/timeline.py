@@ -375,11 +375,11 @@ class TimelinePane(Pane):
         view.selected = -1
         self._place()
 
-    def action_show_event(self) -> None:
+    async def action_show_event(self) -> None:
         view = self.query_one(TimelineView)
         marked = view.visible_markers()
         if not (0 <= view.selected < len(marked)):
             return
         m = marked[view.selected]
         screen: Any = self.screen
-        screen.show_in_events(m.seq, m.ts)
+        await screen.show_in_events(m.seq, m.ts)
