@@ -63,7 +63,7 @@ def spend_cell(spent: float, budget: float | None) -> Text:
     if not budget:
         return Text(usd(spent))
     out = bar(spent / budget, 6, warn=0.8)
-    out.append(f" {usd(spent)}/{usd(budget, 0)}")
+    out.append(f" {usd(spent)}/{usd(budget, 0 if budget == int(budget) else 2)}")
     return out
 
 
