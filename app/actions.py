@@ -32,6 +32,7 @@ RUN_BINDINGS = [
         "c", "run_action('breaker')", "Breaker", tooltip="Reset an open breaker (half-open)", id="breaker"
     ),
     Binding("J", "run_action('judge')", "Judge", tooltip="Judge the head checkpoint now", id="judge"),
+    Binding("e", "run_action('report')", "Report", tooltip="The run's audit report (HTML)", id="report"),
 ]
 
 
@@ -78,6 +79,9 @@ class RunActions:
             self._raise_budget(row)
         elif name == "breaker":
             self._reset_breaker(row)
+        elif name == "report":
+            app.notify(f"Writing the report of {row.name}…", timeout=4)
+            app.make_report(row.id, row.name)
         elif name == "judge":
             app.notify(f"Judging {row.name}'s head checkpoint…", timeout=4)
             app.act(f"Judged {row.name}", _judge, store, row.id, who)

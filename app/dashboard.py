@@ -8,15 +8,17 @@ keeps the last read of the store, and a cursor saying what it has seen.
 from __future__ import annotations
 
 import getpass
+import io
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 
+from longrun.app.format import short_path
 from longrun.app.messages import ActionDone, Polled
 from longrun.app.palette import LongrunCommands
 from longrun.store import board, lease, runs
@@ -234,6 +236,45 @@ class LongrunApp(App[None]):
         self.poll_now()
         if message.run_id:
             self.open_run(message.run_id)
+
+    # --- the audit report ---------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="report")
+    def make_report(self, run_id: str, name: str) -> None:
+        """Build a run's HTML report off the event loop, then deliver it: a download in a browser
+        tab, a file in the downloads folder (opened in the web browser) in a terminal."""
+        from longrun.app.report import build_report
+
+        try:
+            html = build_report(self.store, run_id)
+        except LongrunError as exc:
+            self.post_message(ActionDone(exc.message, ok=False))
+            return
+        stamp = self.clock().strftime("%Y%m%d-%H%M")
+        self.call_from_thread(self._deliver_report, html, f"longrun-report-{name}-{stamp}.html")
+
+    def _deliver_report(self, html: str, filename: str) -> None:
+        self.deliver_text(
+            io.StringIO(html),
+            save_filename=filename,
+            open_method="browser",
+            mime_type="text/html",
+            name="report",
+        )
+
+    def on_delivery_complete(self, event: events.DeliveryComplete) -> None:
+        if event.name != "report":
+            return
+        if event.path is None:
+            self.notify("Report sent to your browser.", timeout=6)
+            return
+        self.notify(f"Report saved to {short_path(str(event.path))}; opening it in your browser.", timeout=10)
+        if not self.is_web:
+            self.open_url(event.path.as_uri())
+
+    def on_delivery_failed(self, event: events.DeliveryFailed) -> None:
+        if event.name == "report":
+            self.notify(f"The report could not be saved: {event.exception}", severity="error")
 
 
 def _create_run(store: Store, path: str) -> Any:

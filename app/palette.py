@@ -58,5 +58,6 @@ RUN_ACTIONS = (
     ("budget", "Raise the budget of", "b"),
     ("breaker", "Reset a breaker of", "c"),
     ("judge", "Judge now", "J"),
+    ("report", "Audit report of", "e"),
 )
 """The actions on a run: (name, verb for the palette, key)."""
