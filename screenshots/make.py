@@ -202,6 +202,7 @@ def _shots(store: Store, run_id: str) -> int:
                 ("checkpoints", tab("checkpoints", 3)),
                 ("verdicts", tab("verdicts", 4)),
                 ("events", tab("events", 5)),
+                ("timeline", tab("timeline", 6)),
                 ("help", help_screen),
                 ("palette", palette),
             ],
