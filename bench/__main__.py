@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from longrun.bench.common import BenchError, Benchmark
 
-MODULES = ("append", "rehydrate", "ui")
+MODULES = ("append", "rehydrate", "ui", "synth")
 PROG = "python -m longrun.bench"
 
 
