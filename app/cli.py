@@ -266,6 +266,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else EXIT_ERROR
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from longrun.app.report import build_report, check_writable, parse_time, write_report
+    from longrun.store import runs
+
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
+    target = check_writable(Path(args.html))
+    store = _store(args, create=False)
+    run = runs.get_run(store, args.run)
+    print(write_report(build_report(store, run.id, since=since, until=until), target))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.write:
         from longrun.scheduler.demo import write_demo_project
@@ -1041,6 +1054,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("verify", cmd_verify, "walk the run's hash chain and report the first break", json_flag)
     p.add_argument("run", metavar="RUN")
+
+    p = add("report", cmd_report, "write a run's audit report: charts and tables in one offline HTML file")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--html", required=True, metavar="FILE", help="the HTML file to write")
+    p.add_argument("--since", metavar="T", help="only from this ISO time (no offset: UTC)")
+    p.add_argument("--until", metavar="T", help="only up to this ISO time (no offset: UTC)")
 
     p = add("demo", cmd_demo, "run the demo: a scripted model builds a small project", json_flag)
     p.add_argument("--headless", action="store_true", help="no screen: run to the end and print a summary")
