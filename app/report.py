@@ -385,7 +385,7 @@ def render(data: ReportData) -> str:
             _features_figure(data),
         ),
         (
-            "Sessions",
+            "Session timeline",
             "Each session from its start to its end, coloured by how it ended.",
             _gantt_figure(data),
         ),
