@@ -104,11 +104,28 @@ class View:
         return self.start + timedelta(seconds=self.seconds * column / width)
 
 
-def value_at(points: list[Point], at: datetime) -> float | None:
-    """A step curve's value at a moment (the last point at or before it)."""
+def values_at(points: list[Point], moments: list[datetime]) -> list[float | None]:
+    """A step curve's value at each moment (the last point at or before it)."""
     times = [p.ts for p in points]
-    i = bisect.bisect_right(times, at) - 1
-    return points[i].value if i >= 0 else None
+    out: list[float | None] = []
+    for at in moments:
+        i = bisect.bisect_right(times, at) - 1
+        out.append(points[i].value if i >= 0 else None)
+    return out
+
+
+def emit(out: Text, cells: list[tuple[str, str]]) -> None:
+    """Append a row of (character, style) cells, one span per run of the same style."""
+    run: list[str] = []
+    current = None
+    for ch, style in cells:
+        if style != current and run:
+            out.append("".join(run), style=current or "")
+            run = []
+        current = style
+        run.append(ch)
+    if run:
+        out.append("".join(run), style=current or "")
 
 
 class TimelineView(Widget, can_focus=True):
@@ -159,11 +176,10 @@ class TimelineView(Widget, can_focus=True):
 
     def _lane(self, out: Text, name: str, row: list[tuple[str, str]], cursor: int | None) -> None:
         out.append(f"{name:>{GUTTER - 1}} ", style="dim")
-        for col, (glyph, style) in enumerate(row):
-            if col == cursor:
-                out.append(glyph if glyph != " " else "┊", style=f"reverse {style}".strip())
-            else:
-                out.append(glyph, style=style)
+        if cursor is not None:
+            glyph, style = row[cursor]
+            row[cursor] = (glyph if glyph != " " else "┊", f"reverse {style}".strip())
+        emit(out, row)
         out.append("\n")
 
     def _axis(self, out: Text, view: View, width: int) -> None:
@@ -198,13 +214,12 @@ class TimelineView(Widget, can_focus=True):
                 k = col - first
                 ch = label[k] if k < len(label) and last - first >= len(label) + 1 else "█"
                 cells[col] = (ch, f"reverse {style}" if ch != "█" else style)
-        for ch, style in cells:
-            out.append(ch, style=style)
+        emit(out, cells)
         out.append("\n")
 
     def _spend(self, out: Text, data: Timeline, view: View, width: int) -> None:
         rows = 6
-        values = [value_at(data.spend, view.moment(col + 1, width)) for col in range(width)]
+        values = values_at(data.spend, [view.moment(col + 1, width) for col in range(width)])
         top = max([v for v in values if v is not None] + [data.budget_usd or 0.0, 0.01])
         budget_row = None
         if data.budget_usd:
@@ -214,26 +229,29 @@ class TimelineView(Widget, can_focus=True):
             if r == budget_row:
                 label = f"cap {usd(data.budget_usd or 0, 0)}"
             out.append(f"{label:>{GUTTER - 1}} ", style="#ff5555" if r == budget_row else "dim")
+            cells = []
             for v in values:
                 fill = 0.0 if v is None else v / top * rows - r
                 ch = BLOCKS[max(0, min(8, int(fill * 8)))]
                 if ch == " " and r == budget_row:
-                    out.append("─", style="#ff5555")
+                    cells.append(("─", "#ff5555"))
                 else:
                     style = "#ffb86c" if data.budget_usd and v and v >= data.budget_usd * 0.8 else "#8be9fd"
-                    out.append(ch, style=style)
+                    cells.append((ch, style))
+            emit(out, cells)
             out.append("\n")
 
     def _features(self, out: Text, data: Timeline, view: View, width: int) -> None:
         rows = 3
         total = max(data.features_total, 1)
-        values = [value_at(data.features, view.moment(col + 1, width)) for col in range(width)]
+        values = values_at(data.features, [view.moment(col + 1, width) for col in range(width)])
         for r in reversed(range(rows)):
             label = f"{data.features_total} feat" if r == rows - 1 else ("passing" if r == rows - 2 else "0")
             out.append(f"{label:>{GUTTER - 1}} ", style="dim")
-            for v in values:
-                fill = 0.0 if v is None else v / total * rows - r
-                out.append(BLOCKS[max(0, min(8, int(fill * 8)))], style="#50fa7b")
+            blocks = (
+                BLOCKS[max(0, min(8, int((0.0 if v is None else v / total * rows - r) * 8)))] for v in values
+            )
+            out.append("".join(blocks), style="#50fa7b")
             out.append("\n")
 
 

@@ -1,0 +1,126 @@
+"""`timeline`: how long the Timeline tab takes to draw a 24-hour run, small log against a large one.
+
+Two synthetic 24-hour runs are written into one store (`bench.synth`): a small one (the
+baseline, 10 k events by default) and a large one (1 M). For each, in turns, after a warm-up:
+
+- `aggregate_s`: `store.timeline.timeline()` alone, the SQL the tab draws from;
+- `draw_s`: in the real dashboard (Textual's Pilot, headless, 120×40), from pressing `6` on the
+  run screen to the tab holding its data and having painted it once.
+
+The contract is the tab drawn in under 0.5 s for 1 M events; `ratio` (large / small) says how
+much of that grows with the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from longrun.bench.common import Benchmark, median, positive_int, progress, versions, work_dir
+from longrun.store import timeline as tl
+from longrun.store.db import Store
+from longrun.store.models import utcnow
+
+STORE_DIR = "store"
+TARGET_S = 0.5
+SIZE = (120, 40)
+
+
+def aggregate_times(store: Store, run_id: str, repeat: int) -> list[float]:
+    now = utcnow()
+    tl.timeline(store, run_id, now=now)  # warm-up
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        tl.timeline(store, run_id, now=now)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def draw_times(store: Store, run_ids: list[str], repeat: int) -> dict[str, list[float]]:
+    """Open each run's screen, press 6 and wait for the Timeline tab to be drawn; `repeat` times."""
+    from longrun.app.dashboard import make_app
+    from longrun.app.screens.run import RunScreen
+
+    app = make_app(store, poll_seconds=3600)
+    out: dict[str, list[float]] = {r: [] for r in run_ids}
+    async with app.run_test(size=SIZE) as pilot:
+        while not app.polled_once:
+            await pilot.pause(0.01)
+        for i in range(repeat + 1):
+            for run_id in run_ids:
+                app.open_run(run_id)
+                while not (isinstance(app.screen, RunScreen) and app.screen.ready):
+                    await pilot.pause(0.005)
+                screen = app.screen
+                started = time.perf_counter()
+                await pilot.press("6")
+                pane: Any = screen.query_one("#timeline")
+                while not pane.ready:
+                    await pilot.pause(0.002)
+                await pilot.pause()  # one paint with the data
+                if i:  # the first round warms up
+                    out[run_id].append(time.perf_counter() - started)
+                app.pop_screen()
+                await pilot.pause()
+    return out
+
+
+def measure(root: Path, small: int, large: int, hours: float, repeat: int) -> dict[str, Any]:
+    from longrun.bench.synth import synthesize
+
+    store = Store.open(root / STORE_DIR)
+    progress(f"writing a {hours:g}-hour run of {small:,} events (the baseline)")
+    base = synthesize(store, hours=hours, events=small, seed=1)
+    progress(f"writing a {hours:g}-hour run of {large:,} events")
+    big = synthesize(store, hours=hours, events=large, seed=2)
+    progress("timing the aggregates")
+    agg = {r: aggregate_times(store, r, repeat) for r in (base.run_id, big.run_id)}
+    progress("timing the tab in the dashboard")
+    drawn = asyncio.run(draw_times(store, [base.run_id, big.run_id], repeat))
+
+    def figures(run_id: str, events: int) -> dict[str, Any]:
+        return {
+            "events": events,
+            "aggregate_s": round(median(agg[run_id]), 4),
+            "draw_s": round(median(drawn[run_id]), 4),
+            "draw_max_s": round(max(drawn[run_id]), 4),
+        }
+
+    small_f, large_f = figures(base.run_id, small), figures(big.run_id, large)
+    return {
+        "benchmark": "timeline",
+        "hours": hours,
+        "repeat": repeat,
+        "baseline": small_f,
+        "large": large_f,
+        "ratio_draw": round(large_f["draw_s"] / max(small_f["draw_s"], 1e-9), 2),
+        "ratio_aggregate": round(large_f["aggregate_s"] / max(small_f["aggregate_s"], 1e-9), 2),
+        "target_draw_s": TARGET_S,
+        "meets_target": large_f["draw_s"] < TARGET_S,
+        "versions": versions(),
+    }
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--small", type=positive_int, default=10_000, help="events in the baseline run")
+    parser.add_argument("--large", type=positive_int, default=1_000_000, help="events in the large run")
+    parser.add_argument("--hours", type=float, default=24.0, help="how long each run lasted (default 24)")
+    parser.add_argument("--repeat", type=positive_int, default=5, help="timed draws per run (default 5)")
+    parser.add_argument("--dir", type=Path, default=None, help="keep the store here (default: a temp dir)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with work_dir(args.dir, [STORE_DIR]) as root:
+        return measure(root, args.small, args.large, args.hours, args.repeat)
+
+
+BENCHMARK = Benchmark(
+    name="timeline",
+    help="time to draw the Timeline tab of a 24-hour run, 10 k events against 1 M",
+    configure=configure,
+    run=run,
+)
