@@ -164,6 +164,95 @@ def read_events(
 
 
 @dataclass(frozen=True)
+class EventRow:
+    """An event as stored: its time as the store's text and its payload as the canonical JSON
+    its hash was computed over (for exports, which need not parse it)."""
+
+    run_id: str
+    seq: int
+    session_id: int | None
+    ts: str
+    kind: str
+    data: str
+
+
+def stream_rows(
+    store: Store,
+    run_id: str,
+    *,
+    since_seq: int = 0,
+    until_seq: int | None = None,
+    since_ts: datetime | None = None,
+    until_ts: datetime | None = None,
+    kinds: list[str] | None = None,
+    batch: int = 2000,
+) -> Iterator[EventRow]:
+    """A run's events oldest first, read `batch` at a time by seq, each batch in a read of its
+    own, so memory stays the same however long the log is.
+
+    The window: seq after `since_seq` and up to `until_seq` (by default the run's last event when
+    the stream starts, so events appended meanwhile are left out), time from `since_ts` (inclusive)
+    to `until_ts` (exclusive).
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    where = "run_id = :run AND seq > :last AND seq <= :until"
+    params: dict[str, Any] = {"run": run_id, "batch": batch}
+    if since_ts is not None:
+        where += " AND ts >= :since_ts"
+        params["since_ts"] = iso(since_ts)
+    if until_ts is not None:
+        where += " AND ts < :until_ts"
+        params["until_ts"] = iso(until_ts)
+    if kinds:
+        # `+kind` keeps SQLite on the (run_id, seq) index: the kind index would sort every batch.
+        where += " AND +kind IN (" + ",".join(f":k{i}" for i in range(len(kinds))) + ")"
+        params.update({f"k{i}": k for i, k in enumerate(kinds)})
+    sql = text(
+        f"SELECT run_id, seq, session_id, ts, kind, data FROM event WHERE {where} ORDER BY seq LIMIT :batch"
+    )
+    if until_seq is None:
+        with store.reading() as conn:
+            until_seq = head_seq(conn, run_id)
+    last = since_seq
+    while last < until_seq:
+        with store.reading() as conn:
+            rows = conn.execute(sql, params | {"last": last, "until": until_seq}).all()
+        for row in rows:
+            yield EventRow(row[0], row[1], row[2], row[3], row[4], row[5])
+        if len(rows) < batch:
+            return
+        last = rows[-1][1]
+
+
+def stream_events(
+    store: Store,
+    run_id: str,
+    *,
+    since_seq: int = 0,
+    until_seq: int | None = None,
+    since_ts: datetime | None = None,
+    until_ts: datetime | None = None,
+    kinds: list[str] | None = None,
+    batch: int = 2000,
+) -> Iterator[EventView]:
+    """`stream_rows` as read models (times and payloads parsed)."""
+    for r in stream_rows(
+        store,
+        run_id,
+        since_seq=since_seq,
+        until_seq=until_seq,
+        since_ts=since_ts,
+        until_ts=until_ts,
+        kinds=kinds,
+        batch=batch,
+    ):
+        yield EventView(
+            r.run_id, r.seq, r.session_id, datetime.fromisoformat(r.ts), r.kind, json.loads(r.data)
+        )
+
+
+@dataclass(frozen=True)
 class ChainReport:
     run_id: str
     events: int
