@@ -7,12 +7,14 @@ traceback. Every list and show takes `--json` with stable field names.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
+import textwrap
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,14 +209,82 @@ def _event_summary(kind: str, data: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, dict | list))[:120]
 
 
+EXPORT_FORMATS = ("jsonl", "csv")
+EXPORT_COLUMNS = ("run_id", "seq", "session_id", "ts", "kind", "data")
+
+
+def _seq_or_time(text: str | None, flag: str) -> int | datetime | None:
+    """A `--since`/`--until` bound: a seq number, or an ISO time (one without an offset is UTC)."""
+    if text is None:
+        return None
+    raw = text.strip()
+    if raw.isdigit():
+        return int(raw)
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise SpecError(
+            f"{flag}: expected a seq number or an ISO time like 2026-11-20T10:00 (no offset: UTC), "
+            f"found {text!r}"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _print_json_array(items: Iterable[Any]) -> None:
+    """What `_print_json` prints for a list, written an item at a time."""
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, ensure_ascii=False, default=str)
+        sys.stdout.write(("[\n" if first else ",\n") + textwrap.indent(text, "  "))
+        first = False
+    sys.stdout.write("[]\n" if first else "\n]\n")
+
+
+def _export(rows: Iterable[Any], fmt: str) -> None:
+    """Events as JSON lines or CSV, a row at a time; the payload is the stored canonical JSON."""
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(EXPORT_COLUMNS)
+        for r in rows:
+            writer.writerow((r.run_id, r.seq, r.session_id, r.ts, r.kind, r.data))
+        return
+    head = {"run_id": "", "seq": 0, "session_id": None, "ts": "", "kind": ""}
+    for r in rows:
+        head["run_id"], head["seq"], head["session_id"], head["ts"], head["kind"] = (
+            r.run_id,
+            r.seq,
+            r.session_id,
+            r.ts,
+            r.kind,
+        )
+        line = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+        sys.stdout.write(f'{line[:-1]},"data":{r.data}}}\n')
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     from longrun.store import log, runs
 
+    if args.format is not None and args.format not in EXPORT_FORMATS:
+        raise SpecError(f"--format: expected one of {', '.join(EXPORT_FORMATS)}, found {args.format!r}")
+    if args.format is not None and args.json:
+        raise SpecError("--format and --json: give one of them")
+    since = _seq_or_time(args.since, "--since")
+    until = _seq_or_time(args.until, "--until")
+    window: dict[str, Any] = {
+        "since_seq": since if isinstance(since, int) else 0,
+        "since_ts": since if isinstance(since, datetime) else None,
+        "until_seq": until if isinstance(until, int) else None,
+        "until_ts": until if isinstance(until, datetime) else None,
+        "kinds": args.kind or None,
+    }
     store = _store(args)
     run = runs.get_run(store, args.run)
-    events = log.read_events(store, run.id, since=args.since, kinds=args.kind or None)
+    if args.format is not None:
+        _export(log.stream_rows(store, run.id, **window), args.format)
+        return 0
+    events = log.stream_events(store, run.id, **window)
     if args.json:
-        _print_json([e.to_json() for e in events])
+        _print_json_array(e.to_json() for e in events)
         return 0
     for e in events:
         session = f"s{e.session_id}" if e.session_id is not None else "-"
@@ -1044,10 +1114,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", metavar="RUN")
 
-    p = add("events", cmd_events, "the run's event log", json_flag)
+    p = add("events", cmd_events, "the run's event log; --format streams it as JSON lines or CSV", json_flag)
     p.add_argument("run", metavar="RUN")
-    p.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this seq")
+    p.add_argument(
+        "--since",
+        metavar="SEQ|TIME",
+        help="only events after this seq, or from this ISO time on (no offset: UTC)",
+    )
+    p.add_argument(
+        "--until",
+        metavar="SEQ|TIME",
+        help="only events up to this seq, or before this ISO time (no offset: UTC)",
+    )
     p.add_argument("--kind", action="append", metavar="KIND", help="only events of this kind (repeatable)")
+    p.add_argument(
+        "--format",
+        metavar="FORMAT",
+        help="jsonl or csv: one line per event (columns run_id, seq, session_id, ts, kind, data), streamed",
+    )
 
     p = add("checkpoints", cmd_checkpoints, "the run's checkpoints", json_flag)
     p.add_argument("run", metavar="RUN")
