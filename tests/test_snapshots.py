@@ -160,3 +160,26 @@ class TestRunScreen:
     def test_timeline(self, app: LongrunApp, snap_compare: Any) -> None:
         steps = _steps(open_run(RUN_ACTIVE), tab("timeline", 6), keys("left", "left"))
         assert snap_compare(app, terminal_size=SIZE, run_before=steps)
+
+
+@pytest.fixture(scope="module")
+def synthetic_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A synthetic 24-hour run (`bench.synth`), ending at `SEED_NOW`, always the same."""
+    from longrun.bench.synth import synthesize
+
+    home = tmp_path_factory.mktemp("synth")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        run = synthesize(Store.open(home / ".longrun"), hours=24, events=20_000, seed=7, end=SEED_NOW)
+    return home, run.run_id
+
+
+class TestTimelineOfADay:
+    def test_a_synthetic_day(
+        self, synthetic_home: tuple[Path, str], snap_compare: Any, monkeypatch: Any
+    ) -> None:
+        home, run_id = synthetic_home
+        monkeypatch.setenv("HOME", str(home))
+        app = make_app(Store.open(home / ".longrun"), lambda: SEED_NOW, poll_seconds=3600, who="ana")
+        steps = _steps(open_run(run_id), tab("timeline", 6), keys("left", "left", "left"))
+        assert snap_compare(app, terminal_size=(110, 32), run_before=steps)

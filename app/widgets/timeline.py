@@ -188,7 +188,7 @@ class TimelineView(Widget, can_focus=True):
         marks = [" "] * width
         for i in range(ticks):
             col = int(i * width / ticks)
-            label = clock_time(view.moment(col, width), view.end)[:5]
+            label = view.moment(col, width).strftime("%H:%M")
             for j, ch in enumerate(label):
                 if col + j < width:
                     line[col + j] = ch
@@ -320,7 +320,7 @@ class TimelinePane(Pane):
             view.selected = len(marked) - 1
         head = Text(f"zoom {name}", style="bold")
         head.append(
-            f" · {clock_time(view.view.start, data.end)} → {clock_time(view.view.end, data.end)}"
+            f" · {view.view.start:%b %d %H:%M} → {view.view.end:%b %d %H:%M} UTC"
             f" ({span(view.view.end - view.view.start)}) · {len(data.sessions)} sessions · "
             f"{len(marked)} markers here",
             style="dim",
