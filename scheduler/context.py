@@ -24,8 +24,8 @@ from longrun.store.runs import (
     VerdictView,
     checkpoint_ancestors,
     get_session,
-    list_sessions,
     recent_decisions,
+    session_count,
     verdicts_at,
 )
 
@@ -200,9 +200,8 @@ def load_resume_inputs(
 
 def next_context(store: Store, run: RunView) -> str:
     """What the run's next session would be told if it started now from the run's head."""
-    last = list_sessions(store, run.id)
     time_box = parse_duration(run.spec.get("session", {}).get("time_box", "5h"))
-    n = last[-1].n + 1 if last else 1
+    n = session_count(store, run.id) + 1
     return build_resume_context(_inputs(store, run, n, time_box, run.head_checkpoint_id))
 
 

@@ -499,6 +499,27 @@ def live_sessions(store: Store) -> list[SessionView]:
         return [_session_view(r) for r in rows]
 
 
+def live_sessions_of(store: Store, run_id: str) -> list[SessionView]:
+    """The run's sessions that have not ended (at most one, in practice)."""
+    with store.orm() as db:
+        rows = db.exec(
+            select(RunSession)
+            .where(RunSession.run_id == run_id)
+            .where(col(RunSession.state).not_in([str(s) for s in FINAL_SESSION_STATES]))
+        ).all()
+        return [_session_view(r) for r in rows]
+
+
+def session_count(store: Store, run_id: str) -> int:
+    """How many sessions the run has had (its last session's number: numbers have no gaps)."""
+    with store.reading() as conn:
+        return int(
+            conn.execute(
+                text("SELECT coalesce(max(n), 0) FROM session WHERE run_id = :run"), {"run": run_id}
+            ).scalar_one()
+        )
+
+
 def unsettled_sessions(store: Store) -> list[SessionView]:
     """Ended sessions the supervisor has not yet judged and planned after."""
     with store.orm() as db:

@@ -66,7 +66,7 @@ class OverviewPane(Pane):
             budget=control.budget_document(self.app.store, run.id, now=self.app.clock()),
             handoff=handoff,
             context=next_context(self.app.store, run),
-            sessions=len(runs.list_sessions(self.app.store, run.id)),
+            sessions=runs.session_count(self.app.store, run.id),
         )
 
     def show(self, data: Overview) -> None:
