@@ -101,7 +101,7 @@ async def palette(pilot: Pilot[None], app: LongrunApp) -> None:
 
 def frozen_clock(store: Store, run_id: str) -> datetime:
     last = log.read_events(store, run_id, since=log_size(store, run_id) - 1)
-    return last[-1].ts + timedelta(seconds=20)
+    return last[-1].ts + timedelta(seconds=5)
 
 
 def log_size(store: Store, run_id: str) -> int:

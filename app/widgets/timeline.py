@@ -188,7 +188,7 @@ class TimelineView(Widget, can_focus=True):
         marks = [" "] * width
         for i in range(ticks):
             col = int(i * width / ticks)
-            label = view.moment(col, width).strftime("%H:%M")
+            label = view.moment(col, width).strftime("%H:%M:%S" if view.seconds < 2 * 3600 else "%H:%M")
             for j, ch in enumerate(label):
                 if col + j < width:
                     line[col + j] = ch
