@@ -152,9 +152,14 @@ def _checkpoints(
         ),
         {"run": run_id, "start": iso(start), "end": iso(end)},
     ).all()
-    return [
-        (datetime.fromisoformat(r[2]), r[3], json.loads(r[4]) | {"#id": r[0], "#parent": r[1]}) for r in rows
-    ]
+    parsed: dict[str, dict[str, str]] = {}  # checkpoints in a row mostly share their verdicts' text
+    out = []
+    for r in rows:
+        features = parsed.get(r[4])
+        if features is None:
+            features = parsed[r[4]] = json.loads(r[4])
+        out.append((datetime.fromisoformat(r[2]), r[3], features | {"#id": r[0], "#parent": r[1]}))
+    return out
 
 
 def _checkpoint_markers(

@@ -142,14 +142,25 @@ class TimelineView(Widget, can_focus=True):
         super().__init__(**kwargs)
         self.data: Timeline | None = None
         self.view: View | None = None
+        self._times: tuple[int, list[datetime]] = (0, [])
+        self._visible: tuple[Any, list[Marker]] = (None, [])
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         return 2 + 1 + len(LANES) + 1 + 6 + 1 + 4
 
     def visible_markers(self) -> list[Marker]:
+        """The markers in the window (found by bisection: markers are in time order)."""
         if self.data is None or self.view is None:
             return []
-        return [m for m in self.data.markers if self.view.start <= m.ts < self.view.end]
+        key = (id(self.data), self.view)
+        if self._visible[0] != key:
+            if self._times[0] != id(self.data):
+                self._times = (id(self.data), [m.ts for m in self.data.markers])
+            times = self._times[1]
+            first = bisect.bisect_left(times, self.view.start)
+            last = bisect.bisect_left(times, self.view.end)
+            self._visible = (key, self.data.markers[first:last])
+        return self._visible[1]
 
     def render(self) -> Text:
         if self.data is None or self.view is None:
@@ -162,13 +173,14 @@ class TimelineView(Widget, can_focus=True):
         marked = self.visible_markers()
         cursor = marked[self.selected] if 0 <= self.selected < len(marked) else None
         cursor_col = view.column(cursor.ts, width) if cursor else None
-        for name, kinds in LANES:
-            row = [(" ", "")] * width
-            for m in marked:
-                if m.kind in kinds and (col := view.column(m.ts, width)) is not None:
-                    glyph, style = kinds[m.kind]
-                    row[col] = (glyph, style)
-            self._lane(out, name, row, cursor_col)
+        rows = {name: [(" ", "")] * width for name, _ in LANES}
+        lane_of = {kind: (name, look) for name, kinds in LANES for kind, look in kinds.items()}
+        for m in marked:
+            if m.kind in lane_of and (col := view.column(m.ts, width)) is not None:
+                name, look = lane_of[m.kind]
+                rows[name][col] = look
+        for name, _ in LANES:
+            self._lane(out, name, rows[name], cursor_col)
         out.append("\n")
         self._spend(out, data, view, width)
         self._features(out, data, view, width)
