@@ -326,7 +326,9 @@ def events_of_kinds(store: Store, run_id: str, kinds: list[str], limit: int = 20
     params = {"run": run_id, "limit": limit} | {f"k{i}": k for i, k in enumerate(kinds)}
     with store.reading() as conn:
         rows = conn.execute(
-            text(f"{_COLS} AND kind IN ({marks}) ORDER BY seq DESC LIMIT :limit"), params
+            # `+seq`: through the kind index, not a walk of the whole log in seq order.
+            text(f"{_COLS} AND kind IN ({marks}) ORDER BY +seq DESC LIMIT :limit"),
+            params,
         ).all()
     return list(reversed(_events(rows)))
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -111,7 +112,7 @@ def timeline(
         checkpoints = _checkpoints(conn, run_id, start, end)
         markers = list(_checkpoint_markers(conn, run_id, checkpoints, features))
         markers += _event_markers(conn, run_id, since, until)
-    markers.sort(key=lambda m: (m.ts, m.seq or 0))
+    markers.sort(key=attrgetter("ts"))  # stable: within a moment, checkpoints first, then events
     spend = [Point(ts, usd) for ts, usd, _ in checkpoints]
     passing = [Point(ts, sum(1 for f in features if feats.get(f) == "pass")) for ts, _, feats in checkpoints]
     return Timeline(
@@ -200,7 +201,7 @@ def _event_markers(
     rows = conn.execute(
         text(
             f"SELECT seq, ts, kind, data FROM event WHERE run_id = :run AND kind IN ({marks}){window} "
-            "ORDER BY seq"
+            "ORDER BY +seq"  # unary +: found through the kind index, then sorted (a few rows)
         ),
         {"run": run_id, **{f"k{i}": k for i, k in enumerate(MARKER_KINDS)}, **params},
     ).all()
