@@ -131,6 +131,11 @@ def median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def ratio(value: float, base: float) -> float:
+    """`value` against the baseline measured in the same run (0 when the baseline is 0)."""
+    return round(value / base, 3) if base > 0 else 0.0
+
+
 def p95(values: Sequence[float]) -> float:
     """The 95th percentile by nearest rank (an observed value, never interpolated)."""
     ordered = sorted(values)

@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from longrun.bench.common import BenchError, Benchmark, median, positive_int, progress, versions, work_dir
+from longrun.bench.common import (
+    BenchError,
+    Benchmark,
+    median,
+    positive_int,
+    progress,
+    ratio,
+    versions,
+    work_dir,
+)
 
 STORE_DIR = "store"
 HTML_DIR = "html"
@@ -153,8 +162,8 @@ def measure(root: Path, small: int, large: int, hours: float, repeat: int) -> di
         **figures.to_json(),
         "baseline": baseline.to_json(),
         "ratios": {
-            "build": _ratio(figures.build_s, baseline.build_s),
-            "peak_rss": _ratio(figures.peak_rss_mb, baseline.peak_rss_mb),
+            "build": ratio(figures.build_s, baseline.build_s),
+            "peak_rss": ratio(figures.peak_rss_mb, baseline.peak_rss_mb),
         },
         "targets": {"build_s": TARGET_S, "peak_rss_mb": TARGET_MB},
         "met": met,
@@ -162,10 +171,6 @@ def measure(root: Path, small: int, large: int, hours: float, repeat: int) -> di
         "repeat": repeat,
         **versions(),
     }
-
-
-def _ratio(value: float, base: float) -> float:
-    return round(value / base, 3) if base > 0 else 0.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from longrun.bench.common import Benchmark, median, positive_int, progress, versions, work_dir
+from longrun.bench.common import Benchmark, median, positive_int, progress, ratio, versions, work_dir
 from longrun.store import timeline as tl
 from longrun.store.db import Store
 from longrun.store.models import utcnow
@@ -97,8 +97,8 @@ def measure(root: Path, small: int, large: int, hours: float, repeat: int) -> di
         "repeat": repeat,
         "baseline": small_f,
         "large": large_f,
-        "ratio_draw": round(large_f["draw_s"] / max(small_f["draw_s"], 1e-9), 2),
-        "ratio_aggregate": round(large_f["aggregate_s"] / max(small_f["aggregate_s"], 1e-9), 2),
+        "ratio_draw": ratio(large_f["draw_s"], small_f["draw_s"]),
+        "ratio_aggregate": ratio(large_f["aggregate_s"], small_f["aggregate_s"]),
         "target_draw_s": TARGET_S,
         "meets_target": large_f["draw_s"] < TARGET_S,
         "versions": versions(),

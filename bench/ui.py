@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from longrun.bench import bigstore
-from longrun.bench.common import BenchError, Benchmark, median, positive_int, progress, versions, work_dir
+from longrun.bench.common import (
+    BenchError,
+    Benchmark,
+    median,
+    positive_int,
+    progress,
+    ratio,
+    versions,
+    work_dir,
+)
 from longrun.store import board
 from longrun.store.db import Store
 
@@ -235,9 +244,9 @@ def measure(
         **figures.to_json(),
         "baseline": baseline.to_json(),
         "ratios": {
-            "launch": _ratio(figures.launch_s, baseline.launch_s),
-            "open_biggest": _ratio(figures.open_biggest_s, baseline.open_biggest_s),
-            "open_smallest": _ratio(figures.open_smallest_s, baseline.open_smallest_s),
+            "launch": ratio(figures.launch_s, baseline.launch_s),
+            "open_biggest": ratio(figures.open_biggest_s, baseline.open_biggest_s),
+            "open_smallest": ratio(figures.open_smallest_s, baseline.open_smallest_s),
         },
         "targets": {"launch_s": TARGET_LAUNCH_S, "open_run_s": TARGET_OPEN_S},
         "met": met,
@@ -246,10 +255,6 @@ def measure(
         "repeat": repeat,
         **versions(),
     }
-
-
-def _ratio(value: float, base: float) -> float:
-    return round(value / base, 3) if base > 0 else 0.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from longrun.app.format import clock_time, one_line, pretty
 from longrun.app.messages import Loaded
 from longrun.app.screens.modals import AskScreen, TextScreen
 from longrun.app.widgets.pane import Pane
-from longrun.store import board
+from longrun.store import board, runs
 from longrun.store.board import EventFilter, EventWindow
 from longrun.store.errors import LongrunError
 from longrun.store.log import EventView
@@ -153,8 +153,6 @@ class EventsPane(Pane):
 
     def read(self) -> tuple[bool, EventWindow, dict[int, int]]:
         """(whether to append, the window, session id → number); what to do is decided here, once."""
-        from longrun.store import runs
-
         sessions = {s.id: s.n for s in runs.list_sessions(self.app.store, self.run_id)}
         store, where = self.app.store, self.where
         if self.following and self.events and self._window_read:
