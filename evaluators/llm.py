@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import anthropic
-from anthropic.types import Message
 from pydantic import BaseModel, Field, ValidationError
+
+if TYPE_CHECKING:  # the SDK is imported when a judge calls it: it takes a second to import
+    import anthropic
+    from anthropic.types import Message
 
 DIFF_BYTES = 60_000
 CHECK_OUTPUT_BYTES = 3_000
@@ -203,6 +205,8 @@ def _read_verdict(reply: Message, text: str) -> JudgeReply | str:
 
 
 def _api_problem(exc: anthropic.APIError) -> str:
+    import anthropic
+
     if isinstance(exc, anthropic.APIStatusError):
         return f"HTTP {exc.status_code}: {exc.api_message or exc.message}"
     if isinstance(exc, anthropic.APITimeoutError):
@@ -220,6 +224,8 @@ def judge_rubric(
     client: anthropic.Anthropic, model: str, max_tokens: int, item: RubricInput
 ) -> RubricVerdict:
     """Ask `model` whether `item`'s feature meets its rubric; never raises for the model's faults."""
+    import anthropic
+
     request = rubric_request(item)
     about: dict[str, Any] = {
         "rubric": item.rubric,

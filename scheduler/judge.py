@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 from sqlalchemy import Connection, text
 
 from longrun.evaluators import ratchet as ratchet_eval
@@ -46,6 +45,9 @@ from longrun.store.db import Store
 from longrun.store.errors import LongrunError
 from longrun.store.models import RunState, utcnow
 from longrun.store.runs import ApprovalView, CheckpointView, RunView, Usage, VerdictView
+
+if TYPE_CHECKING:  # the SDK is imported when the judge calls a model: it takes a second to import
+    import anthropic
 
 ANCESTORS_SEARCHED = 500
 """How far back the judge looks for a feature's last pass and for the ratchet's best measure."""
@@ -305,6 +307,8 @@ class _RubricJudge:
         elif not api_key:
             self.problem = "ANTHROPIC_API_KEY is not set in the environment"
             return self
+        import anthropic
+
         self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=2)
         return self
 

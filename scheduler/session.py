@@ -20,7 +20,6 @@ from pydantic import ValidationError
 
 from longrun.scheduler import policy
 from longrun.scheduler import workspace as ws
-from longrun.scheduler.anthropic_worker import AnthropicWorker
 from longrun.scheduler.breakers import SameErrorWatch, Trip, threshold
 from longrun.scheduler.budget import Spent, caps_left, crossed_warnings, fit_call
 from longrun.scheduler.context import build_resume_context, context_digest, load_resume_inputs
@@ -528,6 +527,10 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         api_key=api_key,
         resume=resume,
     )
+    # The SDK is imported here, by the session that calls it: it takes a second to import, and
+    # the dashboard and the CLI, which import this module, never call a model.
+    from longrun.scheduler.anthropic_worker import AnthropicWorker
+
     beat = asyncio.create_task(_heartbeat(harness))
     try:
         outcome = await AnthropicWorker().run(task, hooks, harness)

@@ -48,3 +48,18 @@ def test_a_package_imports_nothing_above_it(package: str) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"{package} pulled in: {proc.stdout.strip()}"
+
+
+def test_the_dashboard_and_the_cli_do_not_import_the_sdk() -> None:
+    """The anthropic SDK takes a second to import and is half the dashboard's objects: only a
+    session or a judge that calls a model imports it."""
+    code = (
+        "import sys\n"
+        "import longrun.app.cli, longrun.app.dashboard, longrun.app.tui, longrun.scheduler.control\n"
+        "from longrun.app.dashboard import SCREENS\n"
+        "for name in SCREENS: __import__(f'longrun.app.screens.{name}')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] == 'anthropic')[:5]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
