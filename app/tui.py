@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except LongrunError as exc:
         print(f"longrun-ui: error: {exc.message}", file=sys.stderr)
         return 1
-    from longrun.app.dashboard import make_app
+    from longrun.app.dashboard import make_app, settle
 
+    settle()
     make_app(store, banner=" ".join(notes) or None, open_run_id=open_run_id).run()
     return 0
 

@@ -3,13 +3,15 @@ person would, then the store checked. Real runs, real git, real sessions through
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Footer
+from textual.widgets._footer import FooterKey
 
 from longrun.app.dashboard import LongrunApp, make_app
 from longrun.app.screens.approvals import InboxScreen
@@ -318,3 +320,24 @@ async def test_a_timeline_marker_opens_its_event_in_the_events_tab(
         events: Any = screen.query_one("#events")
         await settle(pilot, lambda: bool(events.events) and events.events[0].seq == asked.seq)
         assert screen.query_one("#tabs").active == "tab-events"  # type: ignore[attr-defined]
+
+
+async def test_closed_run_screens_and_old_footer_keys_are_let_go(
+    store: Store, waiting_run: tuple[str, int, int]
+) -> None:
+    run_id, _, _ = waiting_run
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.polled_once)
+        for _ in range(4):
+            app.open_run(run_id)
+            await settle(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready)
+            await pilot.press("5")  # another tab: the footer shows other keys
+            await pilot.press("q")
+            await settle(pilot, lambda: not isinstance(app.screen, RunScreen))
+        app.tidy()
+        gc.collect()
+        assert not [s for s in gc.get_objects() if isinstance(s, RunScreen)]
+        assert len(getattr(app, "__watchers")["title"]) == 1  # the runs screen's header, no other
+        footer = app.screen.query_one(Footer)
+        assert len(getattr(footer, "__watchers")["compact"]) <= len(footer.query(FooterKey))

@@ -12,12 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from longrun.app.actions import RunActions
 from longrun.app.format import ago, pretty, usd
 from longrun.app.messages import Loaded
 from longrun.app.screens.modals import DecideScreen, Decision
+from longrun.app.widgets.footer import Footer
 from longrun.app.widgets.statusbar import StatusBar
 from longrun.scheduler import control
 from longrun.store import runs

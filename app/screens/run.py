@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Header, TabbedContent, TabPane
 
 from longrun.app.actions import RUN_BINDINGS, RunActions
 from longrun.app.widgets.checkpoints import CheckpointsPane
 from longrun.app.widgets.events import EventsPane
+from longrun.app.widgets.footer import Footer
 from longrun.app.widgets.overview import OverviewPane
 from longrun.app.widgets.pane import Pane
 from longrun.app.widgets.sessions import SessionsPane

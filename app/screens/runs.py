@@ -8,10 +8,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from longrun.app.actions import RUN_BINDINGS, RunActions
 from longrun.app.format import features_cell, short_path, span, spend_cell, state_text, until
+from longrun.app.widgets.footer import Footer
 from longrun.app.widgets.statusbar import StatusBar
 from longrun.store.board import Changes, RunRow
 
