@@ -1,9 +1,10 @@
 """A run's time, aggregated in SQL: what the Timeline tab draws and the report charts.
 
-Nothing here loops over the log in Python. Sessions come from the session table, the spend and
-features curves from the checkpoints (each carries the run's totals and its verdicts when it was
-made), and markers from the handful of rare event kinds, read through the `(run, kind, ts)`
-index. Only `event_rates` and `token_series` scan the log, with SQL doing the grouping.
+Nothing here loops over the log, or over every checkpoint, in Python. Sessions come from the
+session table; the spend and features curves from the checkpoints (each carries the run's totals
+and its verdicts when it was made), grouped by stretches of time or kept where verdicts changed;
+and markers from the handful of rare event kinds, read through the `(run, kind, ts)` index. Only
+`event_rates` and `token_series` scan the log, with SQL doing the grouping.
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ class Timeline:
     sessions: list[SessionBar]
     markers: list[Marker]
     spend: list[Point]
-    """The run's cumulative spend at each checkpoint (and now)."""
+    """The run's cumulative spend at the last checkpoint of each stretch (`STRETCHES`)."""
     features: list[Point]
-    """How many done-condition features passed at each checkpoint."""
+    """How many done-condition features passed, at each checkpoint where that changed."""
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -97,6 +98,13 @@ def _window(since: datetime | None, until: datetime | None, column: str = "ts") 
     return sql, params
 
 
+STRETCHES = 3000
+"""At most about this many points on the spend curve (and checkpoint markers). A run with more
+checkpoints than this in the window has them taken by stretches of its time, the last of each
+standing for the stretch: a 24-hour run's stretches are 29 s long, finer than a column of the
+tab at its closest zoom (1 h)."""
+
+
 def timeline(
     store: Store, run_id: str, *, since: datetime | None = None, until: datetime | None = None, now: datetime
 ) -> Timeline:
@@ -108,13 +116,23 @@ def timeline(
         features = [f["id"] for f in spec.get("features", [])]
         start = since or datetime.fromisoformat(run[1])
         end = until or now
+        window = {"run": run_id, "start": iso(start), "end": iso(end)}
         sessions = _sessions(conn, run_id, start, end)
-        checkpoints = _checkpoints(conn, run_id, start, end)
-        markers = list(_checkpoint_markers(conn, run_id, checkpoints, features))
+        stretches = _stretches(conn, window, (end - start).total_seconds() / STRETCHES)
+        markers = [
+            Marker(
+                ts,
+                "checkpoint",
+                f"checkpoint {cp} (${usd:.2f} spent)" + (f", the last of {n} in {span_s}" if n > 1 else ""),
+                checkpoint_id=cp,
+                data={"checkpoints": n},
+            )
+            for cp, ts, usd, n, span_s in stretches
+        ]
+        markers += _verdict_markers(conn, window, features)
         markers += _event_markers(conn, run_id, since, until)
+        passing = _passing(conn, window, features)
     markers.sort(key=attrgetter("ts"))  # stable: within a moment, checkpoints first, then events
-    spend = [Point(ts, usd) for ts, usd, _ in checkpoints]
-    passing = [Point(ts, sum(1 for f in features if feats.get(f) == "pass")) for ts, _, feats in checkpoints]
     return Timeline(
         run_id=run_id,
         start=start,
@@ -123,7 +141,7 @@ def timeline(
         features_total=len(features),
         sessions=sessions,
         markers=markers,
-        spend=spend,
+        spend=[Point(ts, usd) for _, ts, usd, _, _ in stretches],
         features=passing,
     )
 
@@ -143,46 +161,45 @@ def _sessions(conn: Connection, run_id: str, start: datetime, end: datetime) -> 
     ]
 
 
-def _checkpoints(
-    conn: Connection, run_id: str, start: datetime, end: datetime
-) -> list[tuple[datetime, float, dict[str, str]]]:
+CHECKPOINTS_IN_WINDOW = "FROM checkpoint WHERE run_id = :run AND created_at >= :start AND created_at < :end"
+
+
+def _stretches(
+    conn: Connection, window: dict[str, str], seconds: float
+) -> list[tuple[int, datetime, float, int, str]]:
+    """(the last checkpoint's id, its time, the run's spend then, checkpoints, the stretch's
+    length in words) for each stretch of `seconds` that holds a checkpoint; one row per
+    checkpoint when there are no more than `STRETCHES` of them."""
+    (count,) = conn.execute(text(f"SELECT count(*) {CHECKPOINTS_IN_WINDOW}"), window).one()
+    stretch = "CAST((julianday(created_at) - julianday(:start)) * 86400.0 / :step AS INTEGER)"
     rows = conn.execute(
         text(
-            "SELECT id, parent_id, created_at, spent_usd, features_json FROM checkpoint "
-            "WHERE run_id = :run AND created_at >= :start AND created_at < :end ORDER BY id"
+            # SQLite gives the bare columns of an aggregate query from the row that has the max().
+            f"SELECT max(id), created_at, spent_usd, count(*) {CHECKPOINTS_IN_WINDOW} "
+            f"GROUP BY {'id' if count <= STRETCHES else stretch} ORDER BY 1"
         ),
-        {"run": run_id, "start": iso(start), "end": iso(end)},
+        {**window, "step": seconds},
     ).all()
-    parsed: dict[str, dict[str, str]] = {}  # checkpoints in a row mostly share their verdicts' text
-    out = []
-    for r in rows:
-        features = parsed.get(r[4])
-        if features is None:
-            features = parsed[r[4]] = json.loads(r[4])
-        out.append((datetime.fromisoformat(r[2]), r[3], features | {"#id": r[0], "#parent": r[1]}))
-    return out
+    words = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    return [(r[0], datetime.fromisoformat(r[1]), r[2], r[3], words) for r in rows]
 
 
-def _checkpoint_markers(
-    conn: Connection,
-    run_id: str,
-    checkpoints: list[tuple[datetime, float, dict[str, Any]]],
-    features: list[str],
-) -> Iterator[Marker]:
-    """A marker per checkpoint, and one per verdict that changed from its parent checkpoint."""
-    known: dict[int, dict[str, Any]] = {feats["#id"]: feats for _, _, feats in checkpoints}
-    missing = {
-        feats["#parent"] for _, _, feats in checkpoints if feats["#parent"] and feats["#parent"] not in known
-    }
-    for cp_id in missing:  # parents from before the window
-        row = conn.execute(text("SELECT features_json FROM checkpoint WHERE id = :id"), {"id": cp_id}).first()
-        known[cp_id] = json.loads(row[0]) if row else {}
-    for ts, usd, feats in checkpoints:
-        cp = feats["#id"]
-        yield Marker(ts, "checkpoint", f"checkpoint {cp} (${usd:.2f} spent)", checkpoint_id=cp)
-        before = known.get(feats["#parent"], {}) if feats["#parent"] else {}
+def _verdict_markers(conn: Connection, window: dict[str, str], features: list[str]) -> Iterator[Marker]:
+    """A marker for each verdict that changed from a checkpoint's parent to it. SQL keeps only
+    the checkpoints whose verdicts' text differs from their parent's: a handful in thousands."""
+    rows = conn.execute(
+        text(
+            "SELECT c.id, c.created_at, c.features_json, p.features_json FROM checkpoint c "
+            "LEFT JOIN checkpoint p ON p.id = c.parent_id "
+            "WHERE c.run_id = :run AND c.created_at >= :start AND c.created_at < :end "
+            "AND c.features_json IS NOT coalesce(p.features_json, '{}') ORDER BY c.id"
+        ),
+        window,
+    ).all()
+    for cp, at, now_json, was_json in rows:
+        ts, after, before = datetime.fromisoformat(at), json.loads(now_json), json.loads(was_json or "{}")
         for feature in [*features, RATCHET]:
-            now, was = feats.get(feature), before.get(feature)
+            now, was = after.get(feature), before.get(feature)
             if now is None or now == was:
                 continue
             if now == "pass":
@@ -191,6 +208,26 @@ def _checkpoint_markers(
                 )
             elif was == "pass":
                 yield Marker(ts, "verdict_down", f"{feature} no longer passes ({now})", checkpoint_id=cp)
+
+
+def _passing(conn: Connection, window: dict[str, str], features: list[str]) -> list[Point]:
+    """How many features passed, at each checkpoint where that changed. SQL keeps only the
+    checkpoints whose verdicts' text differs from the checkpoint's before them in time."""
+    rows = conn.execute(
+        text(
+            "SELECT created_at, features_json FROM ("
+            "SELECT created_at, features_json, lag(features_json) OVER (ORDER BY id) AS before "
+            f"{CHECKPOINTS_IN_WINDOW}) WHERE before IS NULL OR before != features_json"
+        ),
+        window,
+    ).all()
+    points: list[Point] = []
+    for at, verdicts in rows:
+        statuses = json.loads(verdicts)
+        passing = sum(1 for f in features if statuses.get(f) == "pass")
+        if not points or points[-1].value != passing:
+            points.append(Point(datetime.fromisoformat(at), passing))
+    return points
 
 
 def _event_markers(
