@@ -7,6 +7,7 @@ through `progress`, so the output can be piped straight into a file or `jq`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import platform
 import secrets
@@ -14,6 +15,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,6 +125,21 @@ def work_dir(given: Path | None, parts: Sequence[str]) -> Iterator[Path]:
 
 class BenchError(Exception):
     """A problem with how a benchmark was asked for; shown as one line, exit status 2."""
+
+
+GIVE_UP_S = 120.0
+"""How long the dashboard may take to get somewhere before a benchmark says it is stuck."""
+
+
+async def until(done: Callable[[], bool], what: str, poll_s: float = 0.01) -> None:
+    """Wait until `done()`, looking every `poll_s` while the app runs on the same loop. A bare
+    sleep, not `pilot.pause`: that also repaints the whole screen each time, which the app alone
+    would not do, and it would be timed as the app's."""
+    started = time.perf_counter()
+    while not done():  # noqa: ASYNC110 (the app signals nothing a benchmark could wait on)
+        if time.perf_counter() - started > GIVE_UP_S:
+            raise BenchError(f"the dashboard did not get there in {GIVE_UP_S:g}s: {what}")
+        await asyncio.sleep(poll_s)
 
 
 def median(values: Sequence[float]) -> float:

@@ -1840,6 +1840,11 @@ def synthesize(
         )
         sink.flush(commit=False)
         rows.write(sink)
+    # A supervisor writes a little at a time, and SQLite folds its write-ahead log back into the
+    # database as it goes. These large transactions leave the last of them in the log, which
+    # every read would then search; fold it back, as a day of real writing would have left it.
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     return SynthRun(
         run_id=run_id,

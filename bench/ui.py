@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from longrun.bench.common import (
     positive_int,
     progress,
     ratio,
+    until,
     versions,
     work_dir,
 )
@@ -49,11 +49,8 @@ from longrun.store.db import Store
 BIG_DIR = "big"
 SMALL_DIR = "small"
 SIZE = (120, 40)
-POLL_S = 0.01
 TARGET_LAUNCH_S = 1.5
 TARGET_OPEN_S = 0.3
-GIVE_UP_S = 120.0
-"""How long a launch or an open may take before the benchmark says the dashboard is stuck."""
 
 
 @dataclass(frozen=True)
@@ -120,26 +117,18 @@ def _ready(screen: Any) -> bool:
         return False
 
 
-async def _until(done: Callable[[], bool], what: str) -> None:
-    """Wait until `done()`, looking every `POLL_S` (the app runs on the same loop meanwhile)."""
-    started = time.perf_counter()
-    while not done():
-        if time.perf_counter() - started > GIVE_UP_S:
-            raise BenchError(f"the dashboard did not get there in {GIVE_UP_S:g}s: {what}")
-        await asyncio.sleep(POLL_S)
-
-
 async def _launch(
     store: Store, expected: int, opens: list[str], repeat: int
 ) -> tuple[float, dict[str, list[float]]]:
     """One launch, timed until the runs table is full; then, when `opens` names runs, open each of
     them `repeat` times, taking turns, and time each until its screen is ready."""
-    from longrun.app.dashboard import make_app
+    from longrun.app.dashboard import make_app, settle
 
     started = time.perf_counter()
+    settle()  # as `longrun-ui` does before its app runs
     app = make_app(store, clock=None)
     async with app.run_test(size=SIZE):
-        await _until(lambda: _rows_painted(app, expected), f"a runs table of {expected} rows")
+        await until(lambda: _rows_painted(app, expected), f"a runs table of {expected} rows")
         launch = time.perf_counter() - started
         times: dict[str, list[float]] = {run_id: [] for run_id in opens}
         for _ in range(repeat if opens else 0):
@@ -147,13 +136,13 @@ async def _launch(
                 depth = len(app.screen_stack)
                 started = time.perf_counter()
                 app.open_run(run_id)
-                await _until(
+                await until(
                     lambda d=depth: len(app.screen_stack) > d and _ready(app.screen),
                     f"the run screen of {run_id} ready",
                 )
                 times[run_id].append(time.perf_counter() - started)
                 app.pop_screen()
-                await _until(lambda d=depth: len(app.screen_stack) == d, "back on the runs screen")
+                await until(lambda d=depth: len(app.screen_stack) == d, "back on the runs screen")
     return launch, times
 
 
