@@ -707,17 +707,20 @@ def list_checkpoints(store: Store, run_id: str) -> list[CheckpointView]:
 
 
 def checkpoint_ancestors(store: Store, checkpoint_id: int, limit: int) -> list[CheckpointView]:
-    """The checkpoint and up to `limit - 1` of its ancestors, newest first (a bounded walk)."""
-    out: list[CheckpointView] = []
+    """The checkpoint and up to `limit - 1` of its ancestors, newest first (a bounded walk, in
+    one query: the dashboard reads this while it draws, and each query waits its turn there)."""
+    walk = text(
+        "WITH RECURSIVE line(id, depth) AS ("
+        "SELECT :id, 0 UNION ALL "
+        "SELECT c.parent_id, line.depth + 1 FROM checkpoint c JOIN line ON c.id = line.id "
+        "WHERE c.parent_id IS NOT NULL AND line.depth + 1 < :limit) "
+        "SELECT checkpoint.* FROM line JOIN checkpoint ON checkpoint.id = line.id ORDER BY line.depth"
+    )
+    if limit < 1:
+        return []
     with store.orm() as db:
-        current: int | None = checkpoint_id
-        while current is not None and len(out) < limit:
-            row = db.get(Checkpoint, current)
-            if row is None:
-                break
-            out.append(_checkpoint_view(row))
-            current = row.parent_id
-    return out
+        rows = db.execute(select(Checkpoint).from_statement(walk), {"id": checkpoint_id, "limit": limit})
+        return [_checkpoint_view(row) for row in rows.scalars()]
 
 
 # --- verdicts ---------------------------------------------------------------------------------
