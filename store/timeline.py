@@ -10,6 +10,7 @@ and markers from the handful of rare event kinds, read through the `(run, kind, 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -284,8 +285,17 @@ def _label(kind: str, data: dict[str, Any]) -> str:
 # --- scans of the log, grouped in SQL (for the report) ----------------------------------------
 
 
+ROUND_SECONDS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
 def bucket_seconds(start: datetime, end: datetime, buckets: int) -> int:
-    return max(1, int((end - start).total_seconds() // max(1, buckets)) + 1)
+    """A round bucket width (15 min for a day in 96) giving about `buckets` buckets over the
+    window: at most 1% more, so that a window a hair over a day still gets 15 minutes."""
+    want = (end - start).total_seconds() / max(1, buckets) / 1.01
+    for width in ROUND_SECONDS:
+        if width >= want:
+            return width
+    return math.ceil(want / 86400) * 86400
 
 
 def event_rates(

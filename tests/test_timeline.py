@@ -118,3 +118,18 @@ def test_a_window_holds_only_its_checkpoints(
     assert marks and all(since <= m.ts < until for m in marks)
     assert {m.checkpoint_id for m in marks} <= {c.id for c in inside}
     assert line.spend[-1].value == inside[-1].spent_usd
+
+
+@pytest.mark.parametrize(
+    ("window", "width"),
+    [
+        (timedelta(hours=24), 900),
+        (timedelta(hours=24, microseconds=1), 900),  # a report's window ends just after its last event
+        (timedelta(hours=6), 300),
+        (timedelta(minutes=3), 2),
+        (timedelta(seconds=5), 1),
+        (timedelta(days=200), 3 * 86400),
+    ],
+)
+def test_buckets_are_a_round_length(window: timedelta, width: int) -> None:
+    assert tl.bucket_seconds(END - window, END, 96) == width
