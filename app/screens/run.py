@@ -13,7 +13,7 @@ from longrun.app.actions import RUN_BINDINGS, RunActions
 from longrun.app.widgets.checkpoints import CheckpointsPane
 from longrun.app.widgets.events import EventsPane
 from longrun.app.widgets.footer import Footer
-from longrun.app.widgets.overview import OverviewPane
+from longrun.app.widgets.overview import Overview, OverviewPane
 from longrun.app.widgets.pane import Pane
 from longrun.app.widgets.sessions import SessionsPane
 from longrun.app.widgets.statusbar import StatusBar
@@ -44,10 +44,12 @@ class RunScreen(RunActions, Screen[None]):
         *RUN_BINDINGS,
     ]
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, overview: Overview | None = None) -> None:
         super().__init__()
         self.run_id = run_id
         self.stale: set[str] = set()
+        self._overview = overview
+        """The Overview tab's data when the app read it before opening the screen."""
 
     @property
     def ready(self) -> bool:
@@ -70,8 +72,13 @@ class RunScreen(RunActions, Screen[None]):
         row = self.current_row()
         self.sub_title = f"run {row.name if row else self.run_id}"
         self.query_one(StatusBar).show(self.app)
-        self.query_one(OverviewPane).load()
-        self.query_one(OverviewPane).take_focus()
+        overview = self.query_one(OverviewPane)
+        if self._overview is not None:
+            overview.use(self._overview)
+            self._overview = None
+        else:
+            overview.load()
+        overview.take_focus()
 
     def current_row(self) -> RunRow | None:
         return self.app.rows.get(self.run_id)

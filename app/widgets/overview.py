@@ -4,6 +4,7 @@ the next session will be told."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group
@@ -20,6 +21,7 @@ from longrun.app.widgets.pane import Pane
 from longrun.scheduler import control
 from longrun.scheduler.context import next_context
 from longrun.store import runs
+from longrun.store.db import Store
 from longrun.store.runs import CheckpointView, RunView
 
 
@@ -30,6 +32,24 @@ class Overview:
     handoff: CheckpointView | None
     context: str
     sessions: int
+
+
+def read_overview(store: Store, run_id: str, now: datetime) -> Overview:
+    """What the Overview tab shows (no widgets: the app reads it before it opens a run screen)."""
+    run = runs.get_run(store, run_id)
+    handoff = None
+    if run.head_checkpoint_id:
+        for cp in runs.checkpoint_ancestors(store, run.head_checkpoint_id, 50):
+            if cp.handoff:
+                handoff = cp
+                break
+    return Overview(
+        run=run,
+        budget=control.budget_document(store, run.id, now=now),
+        handoff=handoff,
+        context=next_context(store, run),
+        sessions=runs.session_count(store, run.id),
+    )
 
 
 class OverviewPane(Pane):
@@ -54,20 +74,7 @@ class OverviewPane(Pane):
             yield Static(id="overview-body")
 
     def read(self) -> Overview:
-        run = runs.get_run(self.app.store, self.run_id)
-        handoff = None
-        if run.head_checkpoint_id:
-            for cp in runs.checkpoint_ancestors(self.app.store, run.head_checkpoint_id, 50):
-                if cp.handoff:
-                    handoff = cp
-                    break
-        return Overview(
-            run=run,
-            budget=control.budget_document(self.app.store, run.id, now=self.app.clock()),
-            handoff=handoff,
-            context=next_context(self.app.store, run),
-            sessions=runs.session_count(self.app.store, run.id),
-        )
+        return read_overview(self.app.store, self.run_id, self.app.clock())
 
     def show(self, data: Overview) -> None:
         self.next_text = data.context

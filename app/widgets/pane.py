@@ -38,6 +38,11 @@ class Pane(Vertical):
     def show(self, data: Any) -> None:
         raise NotImplementedError
 
+    def use(self, data: Any) -> None:
+        """Show data read before the pane was built, as if it had just read it."""
+        self.show(data)
+        self.ready = True
+
     def load(self) -> None:
         """Read again now, or right after the read in flight (never two at once)."""
         if self._reading:
