@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from longrun.bench.common import bench_spec, sample_event
+from longrun.bench.common import Totals, bench_spec, sample_event
 from longrun.store import log
 from longrun.store.db import Store
 from longrun.store.models import RunState, SessionState, iso, utcnow
@@ -153,46 +153,6 @@ def _templates() -> list[_Template]:
             )
         out.append(_Template(kind, log.canonical_json(data), usage))
     return out
-
-
-@dataclass
-class _Totals:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_read_tokens: int = 0
-    usd: float = 0.0
-
-    def merge(self, other: _Totals) -> None:
-        self.add(
-            (
-                other.input_tokens,
-                other.output_tokens,
-                other.cache_write_tokens,
-                other.cache_read_tokens,
-                other.usd,
-            )
-        )
-
-    def add(self, usage: tuple[int, int, int, int, float]) -> None:
-        self.input_tokens += usage[0]
-        self.output_tokens += usage[1]
-        self.cache_write_tokens += usage[2]
-        self.cache_read_tokens += usage[3]
-        self.usd += usage[4]
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
-
-    def row(self) -> tuple[float, int, int, int, int]:
-        return (
-            self.usd,
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_write_tokens,
-            self.cache_read_tokens,
-        )
 
 
 @dataclass
@@ -411,7 +371,7 @@ class _RunLog:
         self.start = plan.end - plan.span
         self.step = plan.span / plan.events
         self.chunk: list[tuple[Any, ...]] = []
-        self.totals = _Totals()
+        self.totals = Totals()
         self.head: int | None = None
         self.head_features: dict[str, str] = {}
         self.last_ts = iso(self.start)
@@ -475,7 +435,7 @@ class _RunLog:
         pid = 20_000 + (session_id * 7919) % 40_000
         started = self.add_json("session_started", {"n": n, "pid": pid}, session_id)
         self.add_json("context", {"checkpoint_id": from_checkpoint, "bytes": 3104}, session_id)
-        totals = _Totals()
+        totals = Totals()
         half = work // 2
         self.work_events(half, session_id, totals)
         self.checkpoint(rows, session_id, "calls", None, [])
@@ -517,14 +477,14 @@ class _RunLog:
             )
         )
 
-    def work_events(self, count: int, session_id: int, totals: _Totals) -> None:
+    def work_events(self, count: int, session_id: int, totals: Totals) -> None:
         templates = self.w.templates
         for _ in range(count):
             t = templates[self.work % TEMPLATES]
             self.work += 1
             self.add(t.kind, t.data, session_id)
             if t.usage is not None:
-                totals.add(t.usage)
+                totals.add(t.usage[:4], t.usage[4])
 
     def _passing(self, n: int) -> dict[str, str]:
         features = self.w.features

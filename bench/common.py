@@ -123,6 +123,45 @@ def work_dir(given: Path | None, parts: Sequence[str]) -> Iterator[Path]:
     yield root
 
 
+@dataclass
+class Totals:
+    """Usage summed as the store keeps it on a run, a session and a day of spend."""
+
+    usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    def add(self, tokens: tuple[int, int, int, int], usd: float) -> None:
+        """One call's tokens (input, output, cache write, cache read) and its price."""
+        self.usd += usd
+        self.input_tokens += tokens[0]
+        self.output_tokens += tokens[1]
+        self.cache_write_tokens += tokens[2]
+        self.cache_read_tokens += tokens[3]
+
+    def merge(self, other: Totals) -> None:
+        self.add(
+            (other.input_tokens, other.output_tokens, other.cache_write_tokens, other.cache_read_tokens),
+            other.usd,
+        )
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+    def row(self) -> tuple[float, int, int, int, int]:
+        """(usd, input, output, cache write, cache read): the order of the store's columns."""
+        return (
+            self.usd,
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_write_tokens,
+            self.cache_read_tokens,
+        )
+
+
 class BenchError(Exception):
     """A problem with how a benchmark was asked for; shown as one line, exit status 2."""
 

@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from longrun.bench.common import BenchError, Benchmark, positive_int, progress, versions
+from longrun.bench.common import BenchError, Benchmark, Totals, positive_int, progress, versions
 from longrun.scheduler import policy
 from longrun.scheduler.features import FEATURES_FILE
 from longrun.scheduler.pricing import Price, prices_for
@@ -805,35 +805,6 @@ class Sink:
     def rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             self.cursor.executemany(sql, rows)
-
-
-@dataclass
-class Totals:
-    usd: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_read_tokens: int = 0
-
-    def add(self, u: Tokens, usd: float) -> None:
-        self.usd += usd
-        self.input_tokens += u[0]
-        self.output_tokens += u[1]
-        self.cache_write_tokens += u[2]
-        self.cache_read_tokens += u[3]
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
-
-    def row(self) -> tuple[float, int, int, int, int]:
-        return (
-            self.usd,
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_write_tokens,
-            self.cache_read_tokens,
-        )
 
 
 @dataclass
