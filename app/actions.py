@@ -27,11 +27,21 @@ RUN_BINDINGS = [
         "x", "run_action('stop')", "Stop", tooltip="End a running session now, with a checkpoint", id="stop"
     ),
     Binding("r", "run_action('resume')", "Resume", tooltip="A session now, from the head", id="resume"),
-    Binding("b", "run_action('budget')", "Budget", tooltip="Raise the run's USD cap", id="budget"),
+    # Kept out of the footer (it cuts what does not fit, "? Help" first): in `?` and the palette.
     Binding(
-        "c", "run_action('breaker')", "Breaker", tooltip="Reset an open breaker (half-open)", id="breaker"
+        "b", "run_action('budget')", "Budget", tooltip="Raise the run's USD cap", id="budget", show=False
     ),
-    Binding("J", "run_action('judge')", "Judge", tooltip="Judge the head checkpoint now", id="judge"),
+    Binding(
+        "c",
+        "run_action('breaker')",
+        "Breaker",
+        tooltip="Reset an open breaker (half-open)",
+        id="breaker",
+        show=False,
+    ),
+    Binding(
+        "J", "run_action('judge')", "Judge", tooltip="Judge the head checkpoint now", id="judge", show=False
+    ),
     Binding("e", "run_action('report')", "Report", tooltip="The run's audit report (HTML)", id="report"),
 ]
 

@@ -45,7 +45,7 @@ class LongrunApp(App[None]):
     BINDINGS = [
         Binding("i", "inbox", "Approvals", tooltip="What waits for you, from any screen", id="inbox"),
         Binding("question_mark", "help", "Help", tooltip="Every key, on every screen", id="help"),
-        Binding("n", "new_run", "New run", tooltip="Create a run from a spec file", id="new_run"),
+        Binding("n", "new_run", "New run", tooltip="Create a run from a spec file", id="new_run", show=False),
         Binding("q", "back", "Back", tooltip="Go back; on the runs screen, quit", id="back"),
     ]
 

@@ -26,17 +26,18 @@ def _sections() -> list[tuple[str, list[BindingType]]]:
     from longrun.app.dashboard import LongrunApp
     from longrun.app.screens.approvals import InboxScreen
     from longrun.app.screens.modals import DecideScreen
-    from longrun.app.screens.run import RunScreen
+    from longrun.app.screens.run import TABS, RunScreen
     from longrun.app.screens.runs import RunsScreen
     from longrun.app.widgets.checkpoints import CheckpointsPane
     from longrun.app.widgets.events import EventsPane
     from longrun.app.widgets.overview import OverviewPane
     from longrun.app.widgets.timeline import TimelinePane
 
+    TAB_IDS = {f"tab_{key}" for key, _, _ in TABS}  # 1 … 6, listed under navigation
     return [
         ("Everywhere", list(LongrunApp.BINDINGS)),
         ("Runs screen", list(RunsScreen.BINDINGS)),
-        ("Run screen", [b for b in RunScreen.BINDINGS if isinstance(b, Binding) and b.show]),
+        ("Run screen", [b for b in RunScreen.BINDINGS if isinstance(b, Binding) and b.id not in TAB_IDS]),
         ("Overview tab", list(OverviewPane.BINDINGS)),
         ("Checkpoints tab", list(CheckpointsPane.BINDINGS)),
         ("Events tab", [b for b in EventsPane.BINDINGS if isinstance(b, Binding)]),

@@ -270,12 +270,36 @@ class TimelineView(Widget, can_focus=True):
 class TimelinePane(Pane):
     FOCUS = "#timeline-view"
     BINDINGS = [
-        Binding("left,h", "step(-1)", "◀ marker", tooltip="The previous marker", id="timeline_prev"),
-        Binding("right,l", "step(1)", "marker ▶", tooltip="The next marker", id="timeline_next"),
-        Binding("z", "zoom(1)", "Zoom out", tooltip="1 h → 6 h → 24 h → all", id="timeline_zoom_out"),
-        Binding("Z", "zoom(-1)", "Zoom in", tooltip="all → 24 h → 6 h → 1 h", id="timeline_zoom_in"),
+        # Each pair shows once in the footer ("←→ Marker"); `?` lists both keys of each.
         Binding(
-            "left_square_bracket", "pan(-1)", "Earlier", tooltip="Pan half a window back", id="timeline_back"
+            "left,h",
+            "step(-1)",
+            "Marker",
+            key_display="←→",
+            tooltip="The previous marker",
+            id="timeline_prev",
+        ),
+        Binding(
+            "right,l", "step(1)", "Next marker", tooltip="The next marker", id="timeline_next", show=False
+        ),
+        Binding(
+            "z",
+            "zoom(1)",
+            "Zoom",
+            key_display="z Z",
+            tooltip="1 h → 6 h → 24 h → all",
+            id="timeline_zoom_out",
+        ),
+        Binding(
+            "Z", "zoom(-1)", "Zoom in", tooltip="all → 24 h → 6 h → 1 h", id="timeline_zoom_in", show=False
+        ),
+        Binding(
+            "left_square_bracket",
+            "pan(-1)",
+            "Pan",
+            key_display="[ ]",
+            tooltip="Pan half a window back",
+            id="timeline_back",
         ),
         Binding(
             "right_square_bracket",
@@ -283,6 +307,7 @@ class TimelinePane(Pane):
             "Later",
             tooltip="Pan half a window forward",
             id="timeline_forward",
+            show=False,
         ),
         Binding(
             "enter",
