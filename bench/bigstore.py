@@ -26,7 +26,17 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from longrun.bench.common import Totals, bench_spec, sample_event
+from longrun.bench.common import (
+    APPROVAL_INSERT,
+    BREAKER_INSERT,
+    CHECKPOINT_INSERT,
+    EVENT_INSERT,
+    SESSION_INSERT,
+    VERDICT_INSERT,
+    Totals,
+    bench_spec,
+    sample_event,
+)
 from longrun.store import log
 from longrun.store.db import Store
 from longrun.store.models import RunState, SessionState, iso, utcnow
@@ -92,10 +102,6 @@ TASKS = (
     "dark-mode",
 )
 
-_EVENT_INSERT = (
-    "INSERT INTO event (run_id, seq, session_id, ts, kind, data, prev_hash, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _RUN_INSERT = (
     "INSERT INTO run (id, name, goal, spec_json, workspace, branch, state, created_at, updated_at, "
     "spent_usd, input_tokens, output_tokens, cache_write_tokens, cache_read_tokens) "
@@ -106,26 +112,6 @@ _RUN_FINISH = (
     "next_reason = ?, spent_usd = ?, input_tokens = ?, output_tokens = ?, cache_write_tokens = ?, "
     "cache_read_tokens = ? WHERE id = ?"
 )
-_SESSION_INSERT = (
-    "INSERT INTO session (id, run_id, n, state, pid, created_at, started_at, deadline_at, wrap_up_at, "
-    "heartbeat_at, ended_at, end_reason, from_checkpoint_id, stop_requested, kill_requested, settled_at, "
-    "spent_usd, input_tokens, output_tokens, cache_write_tokens, cache_read_tokens) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)"
-)
-_CHECKPOINT_INSERT = (
-    'INSERT INTO checkpoint (id, run_id, session_id, parent_id, seq, "commit", reason, handoff_json, '
-    "features_json, commits_json, spent_usd, tokens, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_VERDICT_INSERT = (
-    "INSERT INTO verdict (run_id, checkpoint_id, feature_id, judge, status, evidence_json, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_APPROVAL_INSERT = (
-    "INSERT INTO approval (id, run_id, session_id, kind, state, request_json, requested_at, decided_by, "
-    "decided_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_BREAKER_INSERT = "INSERT INTO breaker (run_id, name, state, tripped_at, reason) VALUES (?, ?, ?, ?, ?)"
 
 Progress = Callable[[str], None]
 
@@ -347,15 +333,15 @@ class _Writer:
                 for chunk in run.events(rows):
                     events.extend(chunk)
                     if len(events) >= BATCH_EVENTS // 4:
-                        cursor.executemany(_EVENT_INSERT, events)
+                        cursor.executemany(EVENT_INSERT, events)
                         events = []
                 rows.finished_runs.append(run.finish_row())
-            cursor.executemany(_EVENT_INSERT, events)
-            cursor.executemany(_SESSION_INSERT, rows.sessions)
-            cursor.executemany(_CHECKPOINT_INSERT, rows.checkpoints)
-            cursor.executemany(_VERDICT_INSERT, rows.verdicts)
-            cursor.executemany(_APPROVAL_INSERT, rows.approvals)
-            cursor.executemany(_BREAKER_INSERT, rows.breakers)
+            cursor.executemany(EVENT_INSERT, events)
+            cursor.executemany(SESSION_INSERT, rows.sessions)
+            cursor.executemany(CHECKPOINT_INSERT, rows.checkpoints)
+            cursor.executemany(VERDICT_INSERT, rows.verdicts)
+            cursor.executemany(APPROVAL_INSERT, rows.approvals)
+            cursor.executemany(BREAKER_INSERT, rows.breakers)
             cursor.executemany(_RUN_FINISH, rows.finished_runs)
             cursor.close()
 

@@ -123,6 +123,34 @@ def work_dir(given: Path | None, parts: Sequence[str]) -> Iterator[Path]:
     yield root
 
 
+# --- rows written straight into a store (bigstore and synth) ------------------------------------
+
+EVENT_INSERT = (
+    "INSERT INTO event (run_id, seq, session_id, ts, kind, data, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SESSION_INSERT = (
+    "INSERT INTO session (id, run_id, n, state, pid, created_at, started_at, deadline_at, wrap_up_at, "
+    "heartbeat_at, ended_at, end_reason, from_checkpoint_id, stop_requested, kill_requested, settled_at, "
+    "spent_usd, input_tokens, output_tokens, cache_write_tokens, cache_read_tokens) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)"
+)
+CHECKPOINT_INSERT = (
+    'INSERT INTO checkpoint (id, run_id, session_id, parent_id, seq, "commit", reason, handoff_json, '
+    "features_json, commits_json, spent_usd, tokens, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+VERDICT_INSERT = (
+    "INSERT INTO verdict (run_id, checkpoint_id, feature_id, judge, status, evidence_json, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+APPROVAL_INSERT = (
+    "INSERT INTO approval (id, run_id, session_id, kind, state, request_json, requested_at, decided_by, "
+    "decided_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+BREAKER_INSERT = "INSERT INTO breaker (run_id, name, state, tripped_at, reason) VALUES (?, ?, ?, ?, ?)"
+
+
 @dataclass
 class Totals:
     """Usage summed as the store keeps it on a run, a session and a day of spend."""

@@ -44,7 +44,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from longrun.bench.common import BenchError, Benchmark, Totals, positive_int, progress, versions
+from longrun.bench.common import (
+    APPROVAL_INSERT,
+    BREAKER_INSERT,
+    CHECKPOINT_INSERT,
+    EVENT_INSERT,
+    SESSION_INSERT,
+    VERDICT_INSERT,
+    BenchError,
+    Benchmark,
+    Totals,
+    positive_int,
+    progress,
+    versions,
+)
 from longrun.scheduler import policy
 from longrun.scheduler.features import FEATURES_FILE
 from longrun.scheduler.pricing import Price, prices_for
@@ -706,10 +719,6 @@ RATE_LIMIT = "This request would exceed your account's rate limit. Please try ag
 
 # --- writing ----------------------------------------------------------------------------------
 
-_EVENT_INSERT = (
-    "INSERT INTO event (run_id, seq, session_id, ts, kind, data, prev_hash, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _RUN_INSERT = (
     "INSERT INTO run (id, name, goal, spec_json, spec_path, workspace, branch, state, created_at, "
     "updated_at, parent_run_id, spent_usd, input_tokens, output_tokens, cache_write_tokens, "
@@ -720,30 +729,10 @@ _RUN_FINISH = (
     "spent_usd = ?, input_tokens = ?, output_tokens = ?, cache_write_tokens = ?, cache_read_tokens = ? "
     "WHERE id = ?"
 )
-_SESSION_INSERT = (
-    "INSERT INTO session (id, run_id, n, state, pid, created_at, started_at, deadline_at, wrap_up_at, "
-    "heartbeat_at, ended_at, end_reason, from_checkpoint_id, stop_requested, kill_requested, settled_at, "
-    "spent_usd, input_tokens, output_tokens, cache_write_tokens, cache_read_tokens) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?)"
-)
-_CHECKPOINT_INSERT = (
-    'INSERT INTO checkpoint (id, run_id, session_id, parent_id, seq, "commit", reason, handoff_json, '
-    "features_json, commits_json, spent_usd, tokens, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_VERDICT_INSERT = (
-    "INSERT INTO verdict (run_id, checkpoint_id, feature_id, judge, status, evidence_json, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_APPROVAL_INSERT = (
-    "INSERT INTO approval (id, run_id, session_id, kind, state, request_json, requested_at, decided_by, "
-    "decided_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _CONVERSATION_INSERT = (
     "INSERT INTO conversation (id, run_id, session_id, checkpoint_id, reason, messages_json, created_at, "
     "resumed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_BREAKER_INSERT = "INSERT INTO breaker (run_id, name, state, tripped_at, reason) VALUES (?, ?, ?, ?, ?)"
 _SPEND_DAY_INSERT = (
     "INSERT INTO spend_day (run_id, day, spent_usd, input_tokens, output_tokens, cache_write_tokens, "
     "cache_read_tokens) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -792,7 +781,7 @@ class Sink:
 
     def flush(self, *, commit: bool) -> None:
         if self.buffer:
-            self.cursor.executemany(_EVENT_INSERT, self.buffer)
+            self.cursor.executemany(EVENT_INSERT, self.buffer)
             self.written += len(self.buffer)
             self.uncommitted += len(self.buffer)
             self.buffer = []
@@ -836,12 +825,12 @@ class Rows:
     finished_runs: list[tuple[Any, ...]] = field(default_factory=list)
 
     def write(self, sink: Sink) -> None:
-        sink.rows(_SESSION_INSERT, self.sessions)
-        sink.rows(_CHECKPOINT_INSERT, [tuple(r) for r in self.checkpoints.values()])
-        sink.rows(_VERDICT_INSERT, self.verdicts)
-        sink.rows(_APPROVAL_INSERT, [tuple(r) for r in self.approvals.values()])
+        sink.rows(SESSION_INSERT, self.sessions)
+        sink.rows(CHECKPOINT_INSERT, [tuple(r) for r in self.checkpoints.values()])
+        sink.rows(VERDICT_INSERT, self.verdicts)
+        sink.rows(APPROVAL_INSERT, [tuple(r) for r in self.approvals.values()])
         sink.rows(_CONVERSATION_INSERT, [tuple(r) for r in self.conversations.values()])
-        sink.rows(_BREAKER_INSERT, [tuple(r) for r in self.breakers.values()])
+        sink.rows(BREAKER_INSERT, [tuple(r) for r in self.breakers.values()])
         sink.rows(
             _SPEND_DAY_INSERT, [(run, day, *totals.row()) for (run, day), totals in self.spend_days.items()]
         )
