@@ -361,7 +361,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         return ui_main(["--demo"] + (["--home", args.home] if args.home else []))
     from longrun.scheduler.control import prepare_demo, start
-    from longrun.scheduler.supervisor import supervise_until_finished
+    from longrun.scheduler.supervisor.daemon import supervise_until_finished
     from longrun.store import runs
 
     store = _store(args)
@@ -400,7 +400,7 @@ def _demo_decides(store: Any, run: Any, args: argparse.Namespace) -> bool:
     """The headless demo paused for a person: approve with --auto-approve, ask on a terminal, or
     leave it waiting (False)."""
     from longrun.scheduler.control import decide
-    from longrun.scheduler.policy import subject
+    from longrun.scheduler.guards.policy import subject
     from longrun.store import runs
 
     pending = [a for a in runs.list_approvals(store, run.id, state="pending") if a.kind == "tool_call"]
@@ -452,7 +452,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     import signal
     from datetime import timedelta
 
-    from longrun.scheduler.supervisor import Supervisor, SupervisorConfig
+    from longrun.scheduler.supervisor.daemon import Supervisor, SupervisorConfig
 
     store = _store(args)
     config = SupervisorConfig(
@@ -832,7 +832,7 @@ def _request_line(kind: str, request: dict[str, Any]) -> str:
     if kind == "breaker_reset":
         return f"breaker {request.get('breaker')}"
     if kind == "tool_call":
-        from longrun.scheduler.policy import subject
+        from longrun.scheduler.guards.policy import subject
 
         what = subject(str(request.get("tool")), request.get("input") or {})
         return f"{request.get('tool')}: {what[:80]} ({request.get('reason')})"

@@ -41,7 +41,7 @@ from longrun.bench.common import (
     versions,
     work_dir,
 )
-from longrun.scheduler.context import build_resume_context, load_resume_inputs
+from longrun.scheduler.session.context import build_resume_context, load_resume_inputs
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.models import Checkpoint, RunSession, RunState, SessionState, Verdict, iso, utcnow

@@ -58,9 +58,9 @@ from longrun.bench.common import (
     progress,
     versions,
 )
-from longrun.scheduler import policy
-from longrun.scheduler.features import FEATURES_FILE
-from longrun.scheduler.pricing import Price, prices_for
+from longrun.scheduler.guards import policy
+from longrun.scheduler.guards.pricing import Price, prices_for
+from longrun.scheduler.judging.features import FEATURES_FILE
 from longrun.scheduler.spec import RunSpec, apply_overrides, format_duration, parse_spec
 from longrun.store import log
 from longrun.store.db import Store

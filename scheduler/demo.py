@@ -2,7 +2,7 @@
 
 `write_demo_project` lays out `longrun.toml` and `workspace/` with a README and real pytest
 tests for a module, `textstats.py`, that does not exist yet: the scripted agent writes it
-(script `demo`, `scheduler/scripts/demo.toml`) and the judge runs the tests to decide.
+(script `demo`, `scheduler/endpoints/scripts/demo.toml`) and the judge runs the tests to decide.
 """
 
 from __future__ import annotations

@@ -35,10 +35,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from longrun.scheduler import policy
-from longrun.scheduler.breakers import no_progress_trip
-from longrun.scheduler.judge import waiting_reason
-from longrun.scheduler.pricing import Price
+from longrun.scheduler.guards import policy
+from longrun.scheduler.guards.breakers import no_progress_trip
+from longrun.scheduler.guards.pricing import Price
+from longrun.scheduler.judging.judge import waiting_reason
 from longrun.scheduler.spec import RunSpec, apply_overrides, parse_spec
 from longrun.store import log, runs
 from longrun.store.db import Store

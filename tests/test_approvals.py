@@ -13,8 +13,8 @@ import pytest
 
 from longrun.scheduler import control
 from longrun.scheduler.control import create_run_from_file, run_session_now
-from longrun.scheduler.policy import DEFAULT_RULES, decide
-from longrun.scheduler.supervisor import SupervisorConfig, supervise_until_finished
+from longrun.scheduler.guards.policy import DEFAULT_RULES, decide
+from longrun.scheduler.supervisor.daemon import SupervisorConfig, supervise_until_finished
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition

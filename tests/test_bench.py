@@ -19,7 +19,7 @@ import pytest
 
 from longrun.bench import append as append_bench
 from longrun.bench import rehydrate as rehydrate_bench
-from longrun.scheduler.context import CONTEXT_TOKEN_CAP
+from longrun.scheduler.session.context import CONTEXT_TOKEN_CAP
 from longrun.store.db import DB_NAME, Store
 from longrun.store.log import verify_chain
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from longrun.scheduler.context import CONTEXT_TOKEN_CAP, FeatureState, ResumeInputs, build_resume_context
+from longrun.scheduler.session.context import (
+    CONTEXT_TOKEN_CAP,
+    FeatureState,
+    ResumeInputs,
+    build_resume_context,
+)
 
 
 def _inputs(scale: int) -> ResumeInputs:

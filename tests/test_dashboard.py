@@ -18,8 +18,8 @@ from longrun.app.screens.approvals import InboxScreen
 from longrun.app.screens.modals import AskScreen, ConfirmScreen, DecideScreen
 from longrun.app.screens.run import RunScreen
 from longrun.app.widgets.checkpoints import CheckpointTreeWidget
-from longrun.scheduler import workspace as ws
 from longrun.scheduler.control import create_run_from_file, run_session_now
+from longrun.scheduler.session import workspace as ws
 from longrun.store import log, runs
 from longrun.store.db import Store
 

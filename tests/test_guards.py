@@ -12,11 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from longrun.scheduler import control, launch
-from longrun.scheduler.budget import CapLeft, fit_call, worst_case_usd
+from longrun.scheduler import control
 from longrun.scheduler.control import create_run_from_file, run_session_now
-from longrun.scheduler.pricing import Price
-from longrun.scheduler.supervisor import SupervisorConfig, supervise_until_finished
+from longrun.scheduler.guards.budget import CapLeft, fit_call, worst_case_usd
+from longrun.scheduler.guards.pricing import Price
+from longrun.scheduler.supervisor import launch
+from longrun.scheduler.supervisor.daemon import SupervisorConfig, supervise_until_finished
 from longrun.store import log, runs
 from longrun.store.db import Store
 

@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from longrun.scheduler import workspace as ws
 from longrun.scheduler.control import create_run_from_file, run_session_now
+from longrun.scheduler.session import workspace as ws
 from longrun.store import log, runs
 from longrun.store.db import Store
 

@@ -18,7 +18,7 @@ from longrun.evaluators.llm import (
     judge_rubric,
     rubric_request,
 )
-from longrun.scheduler.scripted import Script, ScriptedModelServer, load_script, script_from_data
+from longrun.scheduler.endpoints.scripted import Script, ScriptedModelServer, load_script, script_from_data
 from longrun.store.errors import ScriptError
 
 MODEL = "claude-judge-test"

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from longrun.scheduler.notify import Notifier, notify_once
+from longrun.scheduler.supervisor.notify import Notifier, notify_once
 
 WAIT_S = 10.0
 """How long a test waits for something that should happen at once; only reached on failure."""
@@ -170,7 +170,7 @@ def dead_url() -> str:
 
 @pytest.fixture
 def notify_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.WARNING, logger="longrun.scheduler.notify")
+    caplog.set_level(logging.WARNING, logger="longrun.scheduler.supervisor.notify")
     return caplog
 
 

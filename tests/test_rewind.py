@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from longrun.scheduler import control
-from longrun.scheduler import workspace as ws
 from longrun.scheduler.control import create_run_from_file, run_session_now
+from longrun.scheduler.session import workspace as ws
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition

@@ -22,7 +22,7 @@ import pytest
 from anthropic.types import Message, ToolUseBlock
 
 from longrun.scheduler.demo import DEMO_SPEC, write_demo_project
-from longrun.scheduler.scripted import (
+from longrun.scheduler.endpoints.scripted import (
     FALLBACK_TEXT,
     JUDGE_FALLBACK_TEXT,
     Script,
@@ -380,7 +380,7 @@ def test_json_scripts_load_and_durations_parse(tmp_path: Path) -> None:
 
 def test_command_prints_its_url_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text(ONE_TURN + "text = 'from the command'\n")
-    command = [sys.executable, "-m", "longrun.scheduler.scripted", "--script", "s.toml"]
+    command = [sys.executable, "-m", "longrun.scheduler.endpoints.scripted", "--script", "s.toml"]
     process = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -402,7 +402,7 @@ def test_command_prints_its_url_serves_and_stops_on_sigterm(tmp_path: Path) -> N
 
 def test_command_exits_2_with_one_line_on_a_bad_script(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text(ONE_TURN + "tool = 3\n")
-    command = [sys.executable, "-m", "longrun.scheduler.scripted", "--script", "bad.toml"]
+    command = [sys.executable, "-m", "longrun.scheduler.endpoints.scripted", "--script", "bad.toml"]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stdout == ""

@@ -8,9 +8,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from longrun.scheduler import launch
-from longrun.scheduler import workspace as ws
 from longrun.scheduler.control import create_run_from_file, run_session_now
+from longrun.scheduler.session import workspace as ws
+from longrun.scheduler.supervisor import launch
 from longrun.store import log, runs
 from longrun.store.db import Store
 

@@ -19,13 +19,13 @@ SECRET = "sk-ant-test-DO-NOT-LEAK-4f9c2e"
 
 @pytest.fixture
 def scripted_server(tmp_path: Path) -> Iterator[callable]:
-    """Start `python -m longrun.scheduler.scripted` for a script; yield its base URL."""
+    """Start `python -m longrun.scheduler.endpoints.scripted` for a script; yield its base URL."""
     procs: list[subprocess.Popen[str]] = []
 
     def start(sessions: list[list[dict]]) -> str:
         script = write_script(tmp_path / f"server-script-{len(procs)}.json", sessions)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "longrun.scheduler.scripted", "--script", str(script)],
+            [sys.executable, "-m", "longrun.scheduler.endpoints.scripted", "--script", str(script)],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -19,7 +19,7 @@ from longrun.app.format import bar, short_path, state_text, tokens, usd
 from longrun.app.screens.modals import TextScreen
 from longrun.app.widgets.pane import Pane
 from longrun.scheduler import control
-from longrun.scheduler.context import next_context
+from longrun.scheduler.session.context import next_context
 from longrun.store import runs
 from longrun.store.db import Store
 from longrun.store.runs import CheckpointView, RunView

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from longrun.scheduler.judge import apply_judgement, judge_checkpoint
-from longrun.scheduler.session import take_checkpoint
+from longrun.scheduler.judging.judge import apply_judgement, judge_checkpoint
+from longrun.scheduler.session.harness import take_checkpoint
 from longrun.scheduler.spec import RunSpec
 from longrun.store import runs
 from longrun.store.db import Store

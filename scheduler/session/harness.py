@@ -18,17 +18,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from longrun.scheduler import policy
-from longrun.scheduler import workspace as ws
-from longrun.scheduler.breakers import SameErrorWatch, Trip, threshold
-from longrun.scheduler.budget import Spent, caps_left, crossed_warnings, fit_call
-from longrun.scheduler.context import build_resume_context, context_digest, load_resume_inputs
-from longrun.scheduler.features import FEATURES_FILE, features_document, write_features_file
-from longrun.scheduler.notify import Notifier
-from longrun.scheduler.pricing import PriceTable, prices_for
-from longrun.scheduler.scripted import ScriptedModelServer, load_script
+from longrun.scheduler.endpoints.scripted import ScriptedModelServer, load_script
+from longrun.scheduler.guards import policy
+from longrun.scheduler.guards.breakers import SameErrorWatch, Trip, threshold
+from longrun.scheduler.guards.budget import Spent, caps_left, crossed_warnings, fit_call
+from longrun.scheduler.guards.pricing import PriceTable, prices_for
+from longrun.scheduler.judging.features import FEATURES_FILE, features_document, write_features_file
+from longrun.scheduler.session import workspace as ws
+from longrun.scheduler.session.context import build_resume_context, context_digest, load_resume_inputs
 from longrun.scheduler.spec import RunSpec, format_duration
-from longrun.scheduler.worker import (
+from longrun.scheduler.supervisor.notify import Notifier
+from longrun.scheduler.workers.base import (
     Decided,
     EndReason,
     ModelCall,
@@ -529,7 +529,7 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
     )
     # The SDK is imported here, by the session that calls it: it takes a second to import, and
     # the dashboard and the CLI, which import this module, never call a model.
-    from longrun.scheduler.anthropic_worker import AnthropicWorker
+    from longrun.scheduler.workers.anthropic_agent import AnthropicWorker
 
     beat = asyncio.create_task(_heartbeat(harness))
     try:
@@ -579,7 +579,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"session ended: {outcome.reason} ({outcome.detail}) at {datetime.now(UTC).isoformat()}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

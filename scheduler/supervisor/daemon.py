@@ -34,11 +34,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from longrun.scheduler import control, launch
-from longrun.scheduler.breakers import Trip, failed, failures_trip, no_progress_trip
-from longrun.scheduler.judge import Judgement, apply_judgement, judge_checkpoint
-from longrun.scheduler.notify import notify_once
+from longrun.scheduler import control
+from longrun.scheduler.guards.breakers import Trip, failed, failures_trip, no_progress_trip
+from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
 from longrun.scheduler.spec import RunSpec, ScheduleSpec
+from longrun.scheduler.supervisor import launch
+from longrun.scheduler.supervisor.notify import notify_once
 from longrun.store import lease, log, runs
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError

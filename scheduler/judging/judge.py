@@ -33,12 +33,12 @@ from longrun.evaluators.llm import (
     judge_rubric,
     rubric_request,
 )
-from longrun.scheduler import policy
-from longrun.scheduler import workspace as ws
-from longrun.scheduler.budget import CapLeft, Spent, caps_left, fit_call
-from longrun.scheduler.features import features_file_change
-from longrun.scheduler.pricing import Price, prices_for
-from longrun.scheduler.scripted import ScriptedModelServer, load_script
+from longrun.scheduler.endpoints.scripted import ScriptedModelServer, load_script
+from longrun.scheduler.guards import policy
+from longrun.scheduler.guards.budget import CapLeft, Spent, caps_left, fit_call
+from longrun.scheduler.guards.pricing import Price, prices_for
+from longrun.scheduler.judging.features import features_file_change
+from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.spec import RATCHET, FeatureSpec, RunSpec
 from longrun.store import log, runs
 from longrun.store.db import Store

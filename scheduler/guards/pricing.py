@@ -73,7 +73,7 @@ def _parse(raw: dict[str, Any], source: str) -> PriceTable:
 
 def load_prices(home: Path | None = None) -> PriceTable:
     """The shipped table, with entries from `home/pricing.toml` replacing or adding models."""
-    shipped = tomllib.loads(resources.files("longrun.scheduler").joinpath("pricing.toml").read_text())
+    shipped = tomllib.loads(resources.files("longrun.scheduler.guards").joinpath("pricing.toml").read_text())
     table = _parse(shipped, "pricing.toml")
     override = home / "pricing.toml" if home else None
     if override and override.exists():

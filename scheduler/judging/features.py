@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from longrun.scheduler.context import FeatureState
+from longrun.scheduler.session.context import FeatureState
+from longrun.scheduler.session.workspace import PRIVATE_DIR
 from longrun.scheduler.spec import FeatureSpec, format_duration
-from longrun.scheduler.workspace import PRIVATE_DIR
 
 FEATURES_FILE = f"{PRIVATE_DIR}/features.json"
 

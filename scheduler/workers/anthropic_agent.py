@@ -21,8 +21,8 @@ from anthropic.lib.tools.agent_toolset import AgentToolContext, beta_agent_tools
 from pydantic import BaseModel
 
 from longrun.evaluators.command import clean_env
-from longrun.scheduler.policy import ASK_HUMAN
-from longrun.scheduler.worker import (
+from longrun.scheduler.guards.policy import ASK_HUMAN
+from longrun.scheduler.workers.base import (
     Decided,
     EndReason,
     ModelCall,

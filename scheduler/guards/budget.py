@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from longrun.scheduler.pricing import Price
+from longrun.scheduler.guards.pricing import Price
 from longrun.scheduler.spec import BudgetSpec
 from longrun.store.runs import Usage
 

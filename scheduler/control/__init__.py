@@ -14,15 +14,15 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy import Connection, text
 
-from longrun.scheduler import workspace as ws
-from longrun.scheduler.budget import Spent, caps_left
 from longrun.scheduler.demo import write_demo_project
-from longrun.scheduler.features import features_toml
-from longrun.scheduler.judge import Judgement, apply_judgement, judge_checkpoint
-from longrun.scheduler.launch import run_one_session
-from longrun.scheduler.pricing import prices_for
-from longrun.scheduler.session import take_checkpoint
+from longrun.scheduler.guards.budget import Spent, caps_left
+from longrun.scheduler.guards.pricing import prices_for
+from longrun.scheduler.judging.features import features_toml
+from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
+from longrun.scheduler.session import workspace as ws
+from longrun.scheduler.session.harness import take_checkpoint
 from longrun.scheduler.spec import RATCHET, RunSpec, apply_overrides, load_spec, parse_features
+from longrun.scheduler.supervisor.launch import run_one_session
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition, SpecError

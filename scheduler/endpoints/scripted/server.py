@@ -1,0 +1,156 @@
+"""The HTTP side: a threaded server on loopback that answers the Messages API from a `ScriptPlayer`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from longrun.scheduler.endpoints.scripted.player import (
+    Reply,
+    ScriptPlayer,
+    error_reply,
+    estimate_input_tokens,
+)
+from longrun.scheduler.endpoints.scripted.script import Script
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    player: ScriptPlayer
+    owner: ScriptedModelServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request; each runs in its own thread, so a slow turn blocks nobody else."""
+
+    # One request per connection: after stop() no kept-alive connection can reach a handler.
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    server_version = "longrun-scripted"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def do_GET(self) -> None:
+        self._send(error_reply(404, f"Not found: {self.path} (scripted model server)"))
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path.rstrip("/")
+        if path not in ("/v1/messages", "/v1/messages/count_tokens"):
+            self._send(error_reply(404, f"Not found: {path} (scripted model server)"))
+            return
+        try:
+            length = int(self.headers.get("content-length") or 0)
+            request = json.loads(self.rfile.read(length) or b"null")
+        except (ValueError, UnicodeDecodeError):
+            self._send(error_reply(400, "The request body is not valid JSON."))
+            return
+        if not isinstance(request, dict):
+            self._send(error_reply(400, "The request body must be a JSON object."))
+            return
+        if path.endswith("count_tokens"):
+            body = {"input_tokens": estimate_input_tokens(request)}
+            self._send(
+                Reply(200, {"request-id": "req_scripted_count", "content-type": "application/json"}, body)
+            )
+            return
+        self.server.owner._record(request)
+        reply = self.server.player.answer_message(request)
+        if reply.delay and self.server.owner._stopping.wait(reply.delay):
+            return  # stopped while a slow turn waited: answer nothing, like a dropped connection
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        self.close_connection = True
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("connection", "close")
+            if reply.body is not None:
+                payload = json.dumps(reply.body, ensure_ascii=False).encode()
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            self.end_headers()
+            for event, data in reply.events:
+                self.wfile.write(f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a time box, a cancelled task): nothing to tell it
+
+
+class ScriptedModelServer:
+    """An Anthropic-compatible Messages API on loopback that plays `script`.
+
+    `first_session` is the (0-based) script session the first new conversation takes, so a
+    server started for a resumed run can carry on where the last one stopped.
+    """
+
+    def __init__(
+        self, script: Script, *, first_session: int = 0, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.script = script
+        self.requests: list[dict[str, Any]] = []
+        self._player = ScriptPlayer(script, first_session)
+        self._host = host
+        self._port = port
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        """`http://HOST:PORT`, to pass as the SDK's `base_url`; the server must be started."""
+        if self._httpd is None:
+            raise RuntimeError("the scripted model server is not started")
+        return f"http://{self._host}:{self._httpd.server_port}"
+
+    def start(self) -> str:
+        """Bind (a free port when 0), serve in a daemon thread, and return the base URL."""
+        if self._httpd is not None:
+            return self.base_url
+        self._stopping.clear()
+        httpd = _HTTPServer((self._host, self._port), _Handler)
+        httpd.player = self._player
+        httpd.owner = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="scripted-model-server",
+            daemon=True,
+        )
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving and free the port; turns still waiting out a delay answer nothing."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _record(self, request: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
