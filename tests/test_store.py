@@ -11,7 +11,7 @@ import pytest
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition, RunNotFound, StoreError, StoreVersionError
-from longrun.store.models import SCHEMA_VERSION
+from longrun.store.models import SCHEMA_VERSION, SessionState
 
 
 def _run(store: Store, run_id: str = "r1", name: str = "alpha") -> runs.RunView:
@@ -144,8 +144,8 @@ def test_session_numbers_count_up_per_run_and_an_end_is_recorded_once(store: Sto
     first = runs.create_session(store, "r1", **box)
     with pytest.raises(InvalidTransition, match="already has session 1"):
         runs.create_session(store, "r1", **box)
-    assert runs.end_session(store, first.id, runs.SessionState.crashed, "gone") is not None
-    assert runs.end_session(store, first.id, runs.SessionState.ended, "late word") is None
+    assert runs.end_session(store, first.id, SessionState.crashed, "gone") is not None
+    assert runs.end_session(store, first.id, SessionState.ended, "late word") is None
     second = runs.create_session(store, "r1", **box)
     assert (first.n, second.n) == (1, 2)
     assert runs.get_session(store, first.id).state == "crashed"
