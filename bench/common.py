@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from longrun.scheduler.spec import parse_spec
+from longrun.scheduler.spec.load import parse_spec
 
 BENCH_SPEC = """
 name = "{name}"

@@ -61,7 +61,10 @@ from longrun.bench.common import (
 from longrun.scheduler.guards import policy
 from longrun.scheduler.guards.pricing import Price, prices_for
 from longrun.scheduler.judging.features import FEATURES_FILE
-from longrun.scheduler.spec import RunSpec, apply_overrides, format_duration, parse_spec
+from longrun.scheduler.spec.durations import format_duration
+from longrun.scheduler.spec.load import parse_spec
+from longrun.scheduler.spec.overrides import apply_overrides
+from longrun.scheduler.spec.run import RunSpec
 from longrun.store import log
 from longrun.store.db import Store
 from longrun.store.models import RunState, SessionState

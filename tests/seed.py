@@ -39,7 +39,9 @@ from longrun.scheduler.guards import policy
 from longrun.scheduler.guards.breakers import no_progress_trip
 from longrun.scheduler.guards.pricing import Price
 from longrun.scheduler.judging.judge import waiting_reason
-from longrun.scheduler.spec import RunSpec, apply_overrides, parse_spec
+from longrun.scheduler.spec.load import parse_spec
+from longrun.scheduler.spec.overrides import apply_overrides
+from longrun.scheduler.spec.run import RunSpec
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.models import RunState, SessionState, iso

@@ -9,14 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from longrun.scheduler.spec import (
-    RunSpec,
-    apply_overrides,
-    format_duration,
-    load_spec,
-    parse_duration,
-    parse_spec,
-)
+from longrun.scheduler.spec.durations import format_duration, parse_duration
+from longrun.scheduler.spec.load import load_spec, parse_spec
+from longrun.scheduler.spec.overrides import apply_overrides
+from longrun.scheduler.spec.run import RunSpec
 from longrun.store.errors import SpecError
 
 MINIMAL = """\
@@ -119,7 +115,7 @@ def test_minimal_spec_gets_defaults(tmp_path: Path) -> None:
     assert spec.worker.backend == "anthropic"
     assert spec.worker.model == "claude-sonnet-5-5"
     assert spec.worker.max_tokens == 8192
-    assert spec.worker.base_url is None and spec.worker.script is None
+    assert spec.worker.base_url is None and "script" not in type(spec.worker).model_fields
     assert spec.session.time_box == timedelta(hours=5)
     assert spec.session.wrap_up == timedelta(minutes=10)
     assert spec.session.checkpoint_every_calls == 20

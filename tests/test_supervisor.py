@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from longrun.scheduler import control
 from longrun.scheduler.control import create_run_from_file
-from longrun.scheduler.spec import parse_spec
+from longrun.scheduler.spec.load import parse_spec
 from longrun.scheduler.supervisor.daemon import (
     Supervisor,
     SupervisorConfig,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from longrun.bench.synth import SynthRun, synthesize
-from longrun.scheduler.spec import RATCHET
+from longrun.scheduler.spec.keys import RATCHET
 from longrun.store import runs
 from longrun.store import timeline as tl
 from longrun.store.db import Store

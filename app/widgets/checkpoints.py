@@ -20,7 +20,7 @@ from longrun.app.messages import Loaded
 from longrun.app.screens.modals import AskScreen, ConfirmScreen
 from longrun.app.widgets.pane import Pane
 from longrun.scheduler import control
-from longrun.scheduler.spec import RATCHET
+from longrun.scheduler.spec.keys import RATCHET
 from longrun.store import board, runs
 from longrun.store.errors import LongrunError
 from longrun.store.runs import CheckpointView, RunView, VerdictView

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from longrun.app.format import VERDICT_STYLES, clock_time, span, tokens, usd
 from longrun.app.widgets.pane import Pane
 from longrun.app.widgets.verdicts import MARKS
-from longrun.scheduler.spec import RATCHET
+from longrun.scheduler.spec.keys import RATCHET
 from longrun.store import runs
 from longrun.store.runs import CheckpointView, SessionView
 

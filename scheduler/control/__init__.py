@@ -21,7 +21,10 @@ from longrun.scheduler.judging.features import features_toml
 from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
 from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.session.harness import take_checkpoint
-from longrun.scheduler.spec import RATCHET, RunSpec, apply_overrides, load_spec, parse_features
+from longrun.scheduler.spec.keys import RATCHET
+from longrun.scheduler.spec.load import load_spec, parse_features
+from longrun.scheduler.spec.overrides import apply_overrides
+from longrun.scheduler.spec.run import RunSpec
 from longrun.scheduler.supervisor.launch import run_one_session
 from longrun.store import log, runs
 from longrun.store.db import Store

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from longrun.scheduler.spec import BreakersSpec
+from longrun.scheduler.spec.tables import BreakersSpec
 from longrun.store.runs import SessionView
 
 _NUMBERS = re.compile(r"\d+")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from longrun.scheduler.guards.pricing import Price
-from longrun.scheduler.spec import BudgetSpec
+from longrun.scheduler.spec.tables import BudgetSpec
 from longrun.store.runs import Usage
 
 MIN_USEFUL_MAX_TOKENS = 256

@@ -17,7 +17,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from longrun.scheduler.spec import RuleSpec, RunSpec
+from longrun.scheduler.spec.checks import RuleSpec
+from longrun.scheduler.spec.run import RunSpec
 
 ASK_HUMAN = "ask_human"
 """The built-in worker's tool for a question to a person: it always waits for an answer."""

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from longrun.scheduler.spec import RunSpec
+from longrun.scheduler.spec.run import RunSpec
 from longrun.store.errors import SpecError
 from longrun.store.runs import Usage
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from longrun.scheduler.session.context import FeatureState
 from longrun.scheduler.session.workspace import PRIVATE_DIR
-from longrun.scheduler.spec import FeatureSpec, format_duration
+from longrun.scheduler.spec.checks import FeatureSpec
+from longrun.scheduler.spec.durations import format_duration
 
 FEATURES_FILE = f"{PRIVATE_DIR}/features.json"
 

@@ -39,7 +39,11 @@ from longrun.scheduler.guards.budget import CapLeft, Spent, caps_left, fit_call
 from longrun.scheduler.guards.pricing import Price, prices_for
 from longrun.scheduler.judging.features import features_file_change
 from longrun.scheduler.session import workspace as ws
-from longrun.scheduler.spec import RATCHET, FeatureSpec, RunSpec
+from longrun.scheduler.spec.checks import FeatureSpec
+from longrun.scheduler.spec.keys import RATCHET
+from longrun.scheduler.spec.run import RunSpec
+from longrun.scheduler.workers.registry import judge_backend
+from longrun.scheduler.workers.scripted import SCRIPTED_KEY, ScriptedWorkerSpec
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError
@@ -286,7 +290,7 @@ class _RubricJudge:
         self.spec = spec
         self.session_id = session_id
         self.model = spec.judge.model or spec.worker.model
-        self.backend = spec.judge.backend or spec.worker.backend
+        self.backend = judge_backend(spec.worker, spec.judge.backend)
         self.server: ScriptedModelServer | None = None
         self.client: anthropic.Anthropic | None = None
         self.problem: str | None = None
@@ -300,10 +304,12 @@ class _RubricJudge:
         base_url = self.spec.judge.base_url or self.spec.worker.base_url
         api_key = os.environ.get("ANTHROPIC_API_KEY")
         if self.backend == "scripted":
-            ref = self.spec.judge.script or self.spec.worker.script or "demo"
+            worker = self.spec.worker
+            worker_script = worker.script if isinstance(worker, ScriptedWorkerSpec) else None
+            ref = self.spec.judge.script or worker_script or "demo"
             spec_dir = Path(self.run.spec_path).parent if self.run.spec_path else None
             self.server = ScriptedModelServer(load_script(ref, spec_dir))
-            base_url, api_key = self.server.start(), "scripted-model-needs-no-key"
+            base_url, api_key = self.server.start(), SCRIPTED_KEY
         elif not api_key:
             self.problem = "ANTHROPIC_API_KEY is not set in the environment"
             return self

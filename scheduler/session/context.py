@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from longrun.scheduler.spec import RATCHET, parse_duration
+from longrun.scheduler.spec.durations import parse_duration
+from longrun.scheduler.spec.keys import RATCHET
 from longrun.store.db import Store
 from longrun.store.runs import (
     CheckpointView,

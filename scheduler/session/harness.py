@@ -18,7 +18,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from longrun.scheduler.endpoints.scripted import ScriptedModelServer, load_script
 from longrun.scheduler.guards import policy
 from longrun.scheduler.guards.breakers import SameErrorWatch, Trip, threshold
 from longrun.scheduler.guards.budget import Spent, caps_left, crossed_warnings, fit_call
@@ -26,7 +25,8 @@ from longrun.scheduler.guards.pricing import PriceTable, prices_for
 from longrun.scheduler.judging.features import FEATURES_FILE, features_document, write_features_file
 from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.session.context import build_resume_context, context_digest, load_resume_inputs
-from longrun.scheduler.spec import RunSpec, format_duration
+from longrun.scheduler.spec.durations import format_duration
+from longrun.scheduler.spec.run import RunSpec
 from longrun.scheduler.supervisor.notify import Notifier
 from longrun.scheduler.workers.base import (
     Decided,
@@ -36,8 +36,10 @@ from longrun.scheduler.workers.base import (
     ToolDecision,
     WorkerHooks,
     WorkerOutcome,
+    WorkerSetup,
     WorkerTask,
 )
+from longrun.scheduler.workers.registry import backend_of
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import BudgetExhausted, LongrunError
@@ -489,19 +491,13 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
     harness.session = session
     context = harness.ensure_context()
 
-    server = None
-    base_url = spec.worker.base_url
-    api_key = os.environ.get("ANTHROPIC_API_KEY")
-    if spec.worker.backend == "scripted":
-        script = load_script(
-            spec.worker.script or "demo", Path(run.spec_path).parent if run.spec_path else None
+    try:
+        worker = backend_of(spec.worker).make(
+            spec.worker,
+            WorkerSetup(run.id, session.n, Path(run.spec_path).parent if run.spec_path else None),
         )
-        server = ScriptedModelServer(script, first_session=session.n - 1)
-        base_url = server.start()
-        api_key = "scripted-model-needs-no-key"
-        harness.event("scripted_model", {"script": spec.worker.script, "base_url": base_url})
-    elif not api_key:
-        outcome = WorkerOutcome(EndReason.error, "ANTHROPIC_API_KEY is not set in the environment")
+    except LongrunError as exc:
+        outcome = WorkerOutcome(EndReason.error, exc.message)
         finish(harness, outcome)
         return outcome
 
@@ -523,23 +519,15 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         deadline=session.deadline_at,
         model=spec.worker.model,
         max_tokens=spec.worker.max_tokens,
-        base_url=base_url,
-        api_key=api_key,
         resume=resume,
     )
-    # The SDK is imported here, by the session that calls it: it takes a second to import, and
-    # the dashboard and the CLI, which import this module, never call a model.
-    from longrun.scheduler.workers.anthropic_agent import AnthropicWorker
-
     beat = asyncio.create_task(_heartbeat(harness))
     try:
-        outcome = await AnthropicWorker().run(task, hooks, harness)
+        outcome = await worker.run(task, hooks, harness)
     except LongrunError as exc:
         outcome = WorkerOutcome(EndReason.error, exc.message)
     finally:
         beat.cancel()
-        if server is not None:
-            server.stop()
     if harness.tripped is not None:
         outcome = WorkerOutcome(EndReason.breaker, harness.tripped.reason)
     finish(harness, outcome)

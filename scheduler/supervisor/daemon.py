@@ -37,7 +37,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from longrun.scheduler import control
 from longrun.scheduler.guards.breakers import Trip, failed, failures_trip, no_progress_trip
 from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
-from longrun.scheduler.spec import RunSpec, ScheduleSpec
+from longrun.scheduler.spec.run import RunSpec
+from longrun.scheduler.spec.tables import ScheduleSpec
 from longrun.scheduler.supervisor import launch
 from longrun.scheduler.supervisor.notify import notify_once
 from longrun.store import lease, log, runs

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from longrun.scheduler.judging.judge import apply_judgement, judge_checkpoint
 from longrun.scheduler.session.harness import take_checkpoint
-from longrun.scheduler.spec import RunSpec
+from longrun.scheduler.spec.run import RunSpec
 from longrun.store import runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition

@@ -8,6 +8,7 @@ tool runner does not).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 
 from longrun.evaluators.command import clean_env
 from longrun.scheduler.guards.policy import ASK_HUMAN
+from longrun.scheduler.spec.worker import WorkerSpec
 from longrun.scheduler.workers.base import (
     Decided,
     EndReason,
@@ -29,11 +31,23 @@ from longrun.scheduler.workers.base import (
     Reporter,
     ResumePoint,
     ToolDecision,
+    Worker,
     WorkerHooks,
     WorkerOutcome,
+    WorkerSetup,
     WorkerTask,
+    WorkerUnavailable,
 )
 from longrun.store.errors import BudgetExhausted
+
+
+def make_worker(spec: WorkerSpec, setup: WorkerSetup) -> Worker:
+    """The `anthropic` backend: the Messages API with the key in `ANTHROPIC_API_KEY`."""
+    api_key = os.environ.get("ANTHROPIC_API_KEY")
+    if not api_key:
+        raise WorkerUnavailable("ANTHROPIC_API_KEY is not set in the environment")
+    return AnthropicWorker(base_url=spec.base_url, api_key=api_key)
+
 
 SYSTEM_PROMPT = """\
 You are the worker of a longrun run: a long task carried out over many time-boxed sessions.
@@ -96,9 +110,12 @@ def _reset_time(response: Any) -> datetime | None:
 
 
 class AnthropicWorker:
-    """Runs one session with the SDK's tool runner against the Messages API at `task.base_url`."""
+    """Runs one session with the SDK's tool runner against the Messages API at `base_url` (None:
+    the SDK's own default)."""
 
-    def __init__(self, *, max_retries: int = 2) -> None:
+    def __init__(self, *, base_url: str | None, api_key: str, max_retries: int = 2) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
         self.max_retries = max_retries
 
     async def run(self, task: WorkerTask, hooks: WorkerHooks, report: Reporter) -> WorkerOutcome:
@@ -122,8 +139,8 @@ class AnthropicWorker:
             return response
 
         client = anthropic.AsyncAnthropic(
-            api_key=task.api_key,
-            base_url=task.base_url,
+            api_key=self.api_key,
+            base_url=self.base_url,
             max_retries=self.max_retries,
             middleware=[guard],
         )

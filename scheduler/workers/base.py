@@ -14,7 +14,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from longrun.store.errors import LongrunError
 from longrun.store.runs import Usage
+
+
+class WorkerUnavailable(LongrunError):
+    """A backend cannot make its worker here (a key missing from the environment, a tool not
+    installed); the session ends `error` with this line as the reason."""
+
+    title = "worker"
 
 
 class ToolDecision(StrEnum):
@@ -116,15 +124,26 @@ class ResumePoint:
 
 @dataclass(frozen=True)
 class WorkerTask:
+    """What one session asks of a worker."""
+
     context: str
     workspace: Path
     deadline: datetime
     model: str
     max_tokens: int
-    base_url: str | None = None
-    api_key: str | None = None
     resume: ResumePoint | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a backend's factory may need besides its `[worker]` table to make a session's worker."""
+
+    run_id: str
+    session_n: int
+    """The session's number within its run, counted from 1."""
+    spec_dir: Path | None
+    """The folder of the run's spec file, for paths the spec gave relative to it."""
 
 
 @dataclass(frozen=True)

@@ -318,9 +318,7 @@ def load_script(ref: str, base_dir: Path | None = None) -> Script:
             raise ScriptError(
                 f"no built-in script named {ref!r} (built-in: {names}); or give a .toml/.json path"
             )
-        text = (
-            resources.files(SCRIPTS_PACKAGE).joinpath(f"{ref}.toml").read_text("utf-8")
-        )
+        text = resources.files(SCRIPTS_PACKAGE).joinpath(f"{ref}.toml").read_text("utf-8")
         return _parse(text, "toml", f"{ref}.toml")
     path = Path(ref).expanduser()
     if not path.is_absolute() and base_dir is not None:
