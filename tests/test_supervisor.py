@@ -23,15 +23,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from longrun.scheduler import control
 from longrun.scheduler.control import create_run_from_file
 from longrun.scheduler.spec.load import parse_spec
-from longrun.scheduler.supervisor.daemon import (
-    Supervisor,
-    SupervisorConfig,
-    fire,
-    next_after_session,
-    periodic_trigger,
-    supervise_until_finished,
-    window_end,
-)
+from longrun.scheduler.supervisor.daemon import Supervisor, SupervisorConfig, fire, supervise_until_finished
+from longrun.scheduler.supervisor.planning import next_after_session, periodic_trigger, window_end
 from longrun.store import lease, log, runs
 from longrun.store.db import Store
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from longrun.scheduler.control.runs import _who, new_run_id
 from longrun.scheduler.guards.pricing import prices_for
 from longrun.scheduler.session import workspace as ws
-from longrun.scheduler.session.harness import take_checkpoint
+from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.spec.overrides import apply_overrides
 from longrun.scheduler.spec.run import RunSpec
 from longrun.store import log, runs

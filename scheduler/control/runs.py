@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 from longrun.scheduler.demo import write_demo_project
 from longrun.scheduler.guards.pricing import prices_for
 from longrun.scheduler.session import workspace as ws
-from longrun.scheduler.session.harness import take_checkpoint
+from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.spec.load import load_spec
 from longrun.scheduler.spec.run import RunSpec
 from longrun.scheduler.supervisor.launch import run_one_session

@@ -30,17 +30,24 @@ from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from longrun.scheduler import control
 from longrun.scheduler.guards.breakers import Trip, failed, failures_trip, no_progress_trip
 from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
 from longrun.scheduler.spec.run import RunSpec
-from longrun.scheduler.spec.tables import ScheduleSpec
 from longrun.scheduler.supervisor import launch
+from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
 from longrun.scheduler.supervisor.notify import notify_once
+from longrun.scheduler.supervisor.planning import (
+    ACTIVE,
+    ended_data,
+    limit_reset_at,
+    periodic_trigger,
+    plan_next,
+    session_progress,
+    window_end,
+)
 from longrun.store import lease, log, runs
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError
@@ -48,7 +55,6 @@ from longrun.store.models import RunState, SessionState, utcnow
 from longrun.store.runs import RunView, SessionView
 
 JOBS_TABLE = "apscheduler_jobs"
-ACTIVE = frozenset({RunState.scheduled, RunState.running})
 _current: Supervisor | None = None
 
 
@@ -66,45 +72,8 @@ class SupervisorConfig:
     tick: float = 1.0
     grace: timedelta = timedelta(seconds=30)
     """On shutdown, how long running sessions get to wrap up before they are killed."""
-
-
-def periodic_trigger(schedule: ScheduleSpec) -> IntervalTrigger | CronTrigger | None:
-    """The APScheduler trigger of a run's schedule, or None for back-to-back runs."""
-    if schedule.mode == "interval" and schedule.every is not None:
-        return IntervalTrigger(
-            seconds=schedule.every.total_seconds(),
-            start_date=schedule.not_before,
-            end_date=schedule.not_after,
-        )
-    if schedule.mode == "cron" and schedule.cron is not None:
-        trigger = CronTrigger.from_crontab(schedule.cron)
-        trigger.start_date = schedule.not_before
-        trigger.end_date = schedule.not_after
-        return trigger
-    return None
-
-
-def window_end(schedule: ScheduleSpec, fired_at: datetime) -> datetime | None:
-    """The end of the cron window a session fired at `fired_at` belongs to, if the run has one."""
-    if schedule.mode != "cron" or schedule.window is None:
-        return None
-    return fired_at + schedule.window
-
-
-def next_after_session(
-    schedule: ScheduleSpec, ended_at: datetime, window_ends_at: datetime | None
-) -> tuple[datetime, str] | None:
-    """When the next session starts after one ended, when the run's own rhythm says so.
-
-    Back-to-back runs go again after the cooldown; a cron run goes again inside its window when
-    there is room for a session; interval and cron runs otherwise wait for their next fire.
-    """
-    at = ended_at + schedule.cooldown
-    if schedule.mode == "back_to_back":
-        return (at, f"cooldown of {int(schedule.cooldown.total_seconds())}s after the last session")
-    if window_ends_at is not None and at + timedelta(seconds=10) < window_ends_at:
-        return (at, "the cron window is still open")
-    return None
+    dispatcher: Dispatcher = field(default_factory=LocalDispatcher)
+    """Where sessions run: child processes here, unless another dispatcher is given."""
 
 
 class Supervisor:
@@ -295,13 +264,11 @@ class Supervisor:
         run = runs.get_run(self.store, run.id)
         now = utcnow()
         all_pass = judgement is not None and judgement.all_pass
-        retry_at = _retry_at(self.store, session)
-        ended = _ended_data(self.store, session)
-        cap = ended.get("cap") if session.end_reason == "budget" else None
-        progress = _progress(self.store, run, spec, session, statuses)
+        retry_at = limit_reset_at(self.store, session)
+        ended = ended_data(self.store, session)
+        progress = session_progress(self.store, run, spec, session, statuses)
         trips = [] if all_pass else self._look_back(run, spec, session, progress)
         in_session_trip = ended.get("breaker")
-        one_off: tuple[datetime, str] | None = None
         with self.store.writing() as conn:
             runs.mark_settled(conn, session.id)
             log.append(conn, run.id, "session_judged", {"n": session.n, **progress}, session_id=session.id)
@@ -325,61 +292,17 @@ class Supervisor:
                     if breaker.state == "half_open":  # the trial session went well
                         runs.set_breaker(conn, run.id, name, "closed")
                         log.append(conn, run.id, "breaker_closed", {"breaker": name}, session_id=session.id)
-            if decided is not None:
-                pass  # done, or waiting for a person (sign-off, a proposed done-condition, the ratchet)
-            elif tripped:
-                reason = "; ".join(f"breaker {name} tripped" for name in tripped) + (
-                    f": reset with `longrun breaker reset {run.id} NAME`"
-                )
-                runs.set_run_state(conn, run.id, RunState.tripped, reason)
-                runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
-                for name in tripped:
-                    runs.add_approval(conn, run.id, "breaker_reset", {"breaker": name}, session.id)
-            elif run.state not in ACTIVE:
-                pass  # paused or stopped while the session ran: no next session
-            elif cap in ("usd", "tokens"):
-                reason = (
-                    f"budget.{cap} is spent: waiting for a raise (`longrun budget set {run.id} --{cap} N`)"
-                )
-                runs.set_run_state(conn, run.id, RunState.awaiting_approval, reason)
-                runs.add_approval(
-                    conn, run.id, "budget_raise", {"cap": cap, "detail": ended.get("detail")}, session.id
-                )
-            elif cap == "per_day_usd":
-                midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-                reason = f"budget.per_day_usd is spent for today; next session after {midnight.isoformat()}"
-                runs.set_run_plan(
-                    conn, run.id, hold_until=midnight, next_session_at=midnight, next_reason=reason
-                )
-                runs.set_run_state(conn, run.id, RunState.scheduled, reason)
-                one_off = (midnight, reason)
-            elif session.end_reason in PAUSING_ENDS:
-                # Another session would end the same way at once: wait for a person instead of spinning.
-                reason = f"session {session.n} ended on {session.end_reason}: {ended.get('detail', '')}"
-                runs.set_run_state(conn, run.id, RunState.paused, reason)
-                log.append(
-                    conn, run.id, "paused", {"by": "supervisor", "reason": reason}, session_id=session.id
-                )
-            elif retry_at is not None and not spec.schedule.resume_after_limit:
-                reason = f"usage limit hit; it resets at {retry_at.isoformat()} (resume_after_limit = false)"
-                runs.set_run_state(conn, run.id, RunState.paused, reason)
-                log.append(conn, run.id, "paused", {"by": "supervisor", "reason": reason})
-            elif retry_at is not None:
-                reason = f"usage limit resets at {retry_at.isoformat(timespec='seconds')}"
-                runs.set_run_plan(
-                    conn, run.id, hold_until=retry_at, next_session_at=retry_at, next_reason=reason
-                )
-                runs.set_run_state(conn, run.id, RunState.scheduled, reason)
-                log.append(
-                    conn, run.id, "usage_limit_wait", {"until": retry_at.isoformat()}, session_id=session.id
-                )
-                if spec.schedule.mode == "back_to_back":
-                    one_off = (retry_at, reason)
-            else:
-                runs.set_run_state(conn, run.id, RunState.scheduled, f"session {session.n} {session.state}")
-                one_off = next_after_session(spec.schedule, now, run.window_ends_at)
-                if one_off is not None:
-                    runs.set_run_plan(conn, run.id, next_session_at=one_off[0], next_reason=one_off[1])
+            one_off = plan_next(
+                conn,
+                run,
+                spec,
+                session,
+                decided=decided,
+                tripped=tripped,
+                ended=ended,
+                retry_at=retry_at,
+                now=now,
+            )
         if one_off is not None:  # after the commit: the job store writes through its own connection
             self._add_one_off(run.id, *one_off)
         for trip in trips:
@@ -525,55 +448,21 @@ class Supervisor:
                         runs.set_run_plan(conn, run.id, next_reason=reason)
                 continue
             try:
-                launched = launch.start_session(self.store, run, not_after=run.window_ends_at)
+                launched = launch.start_session(
+                    self.store, run, not_after=run.window_ends_at, dispatcher=self.config.dispatcher
+                )
             except LongrunError as exc:
                 log.record(self.store, run.id, "start_refused", {"detail": exc.message})
                 with self.store.writing() as conn:
                     runs.set_run_plan(conn, run.id, due_at=None)
                 continue
-            self.children[launched.session.id] = launched.process
+            if launched.process is not None:
+                self.children[launched.session.id] = launched.process
             room -= 1
             with self.store.writing() as conn:
                 runs.set_run_plan(
                     conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason=None
                 )
-
-
-PAUSING_ENDS = frozenset({"error"})
-"""Session ends that the next session would repeat at once (a missing key): the run pauses."""
-
-
-def _progress(
-    store: Store, run: RunView, spec: RunSpec, session: SessionView, statuses: dict[str, str]
-) -> dict[str, Any]:
-    """Whether the session moved the run forward: a feature went from failing to passing (or, for
-    a run with no checked features, the agent committed something)."""
-    before: dict[str, str] = {}
-    if session.from_checkpoint_id is not None:
-        before = runs.get_checkpoint(store, session.from_checkpoint_id).features
-    newly = sorted(f for f, status in statuses.items() if status == "pass" and before.get(f) != "pass")
-    if statuses:
-        return {"progress": bool(newly), "newly_passing": newly}
-    commits = sum(len(c.commits) for c in runs.list_checkpoints(store, run.id) if c.session_id == session.id)
-    return {"progress": commits > 0, "newly_passing": [], "commits": commits}
-
-
-def _ended_data(store: Store, session: SessionView) -> dict[str, Any]:
-    """What the session said about its own end (detail, the cap that stopped it, …)."""
-    for event in reversed(log.read_events(store, session.run_id, kinds=["session_ended"])):
-        if event.session_id == session.id:
-            return event.data
-    return {}
-
-
-def _retry_at(store: Store, session: SessionView) -> datetime | None:
-    """The reset time a session that hit a usage limit was given, if it was."""
-    if session.end_reason != "rate_limited":
-        return None
-    for event in reversed(log.read_events(store, session.run_id, kinds=["rate_limited"])):
-        if event.session_id == session.id and event.data.get("retry_at"):
-            return datetime.fromisoformat(event.data["retry_at"])
-    return None
 
 
 FINISHED = frozenset(

@@ -1,10 +1,11 @@
 """Starting a session process, watching it to its deadline, and settling how it ended.
 
-A session runs as `python -m longrun.scheduler.session SESSION_ID` in a process group of its
-own. Whoever launched it (the CLI's `session run`, later the supervisor) kills the whole group
+A session runs as `python -m longrun.scheduler.session SESSION_ID`, started by a dispatcher
+(`dispatch.py`) in a process group of its own. Whoever launched it (the CLI's `session run`, the
+supervisor) kills the whole group
 at the deadline, records `timed_out`, `crashed` or `killed` when the session could not record
 its own end, and takes a checkpoint of the workspace so the next session starts from the work
-that was done. The judge then runs in this process, never in the worker's (`judge.py`).
+that was done. The judge then runs in this process, never in the worker's (`judging/judge.py`).
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from longrun.scheduler.judging.judge import apply_judgement, judge_checkpoint
-from longrun.scheduler.session.harness import take_checkpoint
+from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.spec.run import RunSpec
+from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
 from longrun.store import runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition
@@ -33,14 +34,8 @@ FINISHED_RUN_STATES = {RunState.done, RunState.archived}
 @dataclass
 class LaunchedSession:
     session: SessionView
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
-def session_log_path(store: Store, run_id: str, n: int) -> Path:
-    path = store.home / "logs" / run_id / f"session-{n}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    process: subprocess.Popen[bytes] | None
+    """The session's process when it runs on this machine; None when a dispatcher ran it elsewhere."""
 
 
 def reap_stale_sessions(store: Store, run_id: str) -> list[SessionView]:
@@ -90,8 +85,10 @@ def kill_group(pgid: int | None) -> None:
         pass
 
 
-def start_session(store: Store, run: RunView, *, not_after: datetime | None = None) -> LaunchedSession:
-    """Create the session row and start its process (in a new process group)."""
+def start_session(
+    store: Store, run: RunView, *, not_after: datetime | None = None, dispatcher: Dispatcher | None = None
+) -> LaunchedSession:
+    """Create the session row and hand it to the dispatcher (by default: a local process group)."""
     if run.state in FINISHED_RUN_STATES:
         raise InvalidTransition(f"run {run.name} ({run.id}) is {run.state}: no new session can start")
     reap_stale_sessions(store, run.id)
@@ -99,19 +96,10 @@ def start_session(store: Store, run: RunView, *, not_after: datetime | None = No
     session = runs.create_session(
         store, run.id, time_box=spec.session.time_box, wrap_up=spec.session.wrap_up, not_after=not_after
     )
-    log_path = session_log_path(store, run.id, session.n)
-    env = dict(os.environ, LONGRUN_HOME=str(store.home), PYTHONUNBUFFERED="1")
-    with open(log_path, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "longrun.scheduler.session", str(session.id)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    runs.set_session_pid(store, session.id, process.pid)
-    return LaunchedSession(runs.get_session(store, session.id), process, log_path)
+    process = (dispatcher or LocalDispatcher()).launch(store, session)
+    if process is not None:
+        runs.set_session_pid(store, session.id, process.pid)
+    return LaunchedSession(runs.get_session(store, session.id), process)
 
 
 def watch(
@@ -121,6 +109,8 @@ def watch(
     caller's own limit, recorded as `killed`). Returns the final view."""
     session = launched.session
     proc = launched.process
+    if proc is None:
+        raise InvalidTransition(f"session {session.n} runs elsewhere: it cannot be watched from here")
     while True:
         try:
             proc.wait(timeout=poll_s)
