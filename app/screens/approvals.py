@@ -23,7 +23,17 @@ from longrun.app.widgets.statusbar import StatusBar
 from longrun.scheduler import control
 from longrun.store import runs
 from longrun.store.board import Changes, RunRow
-from longrun.store.runs import ApprovalView
+from longrun.store.runs import (
+    ApprovalRequest,
+    ApprovalView,
+    BreakerResetRequest,
+    BudgetRaiseRequest,
+    DoneConditionRequest,
+    QuestionRequest,
+    RatchetRequest,
+    SignOffRequest,
+    ToolCallRequest,
+)
 
 if TYPE_CHECKING:
     from longrun.app.dashboard import LongrunApp
@@ -181,7 +191,8 @@ class InboxScreen(RunActions, Screen[None]):
 
         title = f"approval {approval.id} of {row.name if row else approval.run_id}"
         what = what_would_happen(approval, row, self.app.clock())
-        choices = [str(c) for c in approval.request.get("choices") or []]
+        asks = approval.asks
+        choices = [str(c) for c in asks.choices or []] if isinstance(asks, QuestionRequest) else []
 
         def decided(decision: Decision | None) -> None:
             if decision is None:
@@ -211,7 +222,6 @@ class InboxScreen(RunActions, Screen[None]):
 
 def what_would_happen(approval: ApprovalView, row: RunRow | None, now: Any) -> Group:
     """An approval for a person: what asked, why, and exactly what approving it does."""
-    r = approval.request
     head = Text(f"Approval {approval.id} · {KINDS.get(approval.kind, approval.kind)}", style="bold")
     head.append(f" · {row.name if row else approval.run_id}", style="bold #8be9fd")
     head.append(f" · asked {ago(approval.requested_at, now)}", style="dim")
@@ -219,92 +229,105 @@ def what_would_happen(approval: ApprovalView, row: RunRow | None, now: Any) -> G
         head.append(f"\n{approval.state} by {approval.decided_by}", style="bold")
         if approval.comment:
             head.append(f": {approval.comment}")
-    parts: list[Any] = [head]
-    kind = approval.kind
-    if kind == "tool_call":
-        args = r.get("input") or {}
-        parts.append(Text(f"\nThe worker wants to run the {r.get('tool')} tool:", style="bold"))
-        if "command" in args:
-            parts.append(Syntax(str(args["command"]), "bash", theme="monokai", background_color="default"))
-            rest = {k: v for k, v in args.items() if k != "command"}
-            if rest:
-                parts.append(Text(pretty(rest)))
-        else:
-            parts.append(Text(pretty(args)))
-        why = Text("\nAsked because ", style="dim")
-        why.append(f"{r.get('reason') or 'an approval rule matched'}", style="")
-        if r.get("rule"):
-            why.append(f" (rule: {one_rule(r['rule'])})", style="dim")
-        parts.append(why)
-        parts.append(
-            Text(
-                "\nApprove: the call runs exactly as shown, once, first thing in the next session.\n"
-                "Deny: it never runs; the worker is told it was refused, with your comment.",
-                style="italic",
-            )
-        )
-    elif kind == "question":
-        parts.append(Text(f"\n{r.get('question')}", style="bold"))
-        if r.get("why"):
-            parts.append(Text(f"Why it asks: {r['why']}"))
-        for i, choice in enumerate(r.get("choices") or [], start=1):
-            parts.append(Text(f"  {i}. {choice}"))
-        parts.append(
-            Text("\nAnswer (a or t): your answer goes back to the worker as the reply.", style="italic")
-        )
-    elif kind == "budget_raise":
-        spent = f"{usd(row.spent_usd)} of {usd(row.budget_usd or 0, 2)}" if row else "?"
-        parts.append(Text(f"\nbudget.{r.get('cap', 'usd')} is spent: {spent}."))
-        if r.get("detail"):
-            parts.append(Text(str(r["detail"]), style="dim"))
-        parts.append(
-            Text("\nApprove (a): set a new cap; the run goes on. Deny: the run is paused.", style="italic")
-        )
-    elif kind == "breaker_reset":
-        parts.append(Text(f"\nBreaker {r.get('breaker')} tripped and stopped the run."))
-        parts.append(
-            Text(
-                "\nApprove: the breaker goes half-open; the next session is a trial and one more bad sign "
-                "opens it again. Deny: the run is paused.",
-                style="italic",
-            )
-        )
-    elif kind == "done_condition":
-        parts.append(Text(f"\nProposed by {r.get('proposed_by', 'the worker')} as the run's done-condition:"))
-        for f in r.get("features", []):
-            line = Text(f"  • {f.get('id')}", style="bold")
-            line.append(f": {f.get('description', '')}")
-            if f.get("check"):
-                line.append(f"\n      check: {f['check']}", style="#8be9fd")
-            if f.get("rubric"):
-                line.append(f"\n      rubric: {f['rubric']}", style="#bd93f9")
-            parts.append(line)
-        parts.append(
-            Text(
-                "\nApprove: the run is done when these pass, and coding sessions start. "
-                "`longrun features edit` changes it first.",
-                style="italic",
-            )
-        )
-    elif kind == "sign_off":
-        features = ", ".join(r.get("features", []))
-        parts.append(Text(f"\nEvery feature passes at checkpoint {r.get('checkpoint_id')}: {features}."))
-        parts.append(Text("\nApprove: the run is done. Deny: it goes on.", style="italic"))
-    elif kind == "ratchet":
-        parts.append(Text(f"\n{r.get('summary', 'The tests went down.')}"))
-        for key in ("missing_files", "tests_before", "tests_now", "baseline"):
-            if key in r:
-                parts.append(Text(f"  {key.replace('_', ' ')}: {r[key]}"))
-        parts.append(
-            Text(
-                "\nApprove: the tests as they are now become the baseline. "
-                "Deny: the next session restores them.",
-                style="italic",
-            )
-        )
+    return Group(head, *_request_parts(approval.asks, row))
+
+
+def _request_parts(asks: ApprovalRequest, row: RunRow | None) -> list[Any]:
+    """What a request of each kind asks, and what approving or denying it does."""
+    match asks:
+        case ToolCallRequest():
+            return _tool_call_parts(asks)
+        case QuestionRequest():
+            parts: list[Any] = [Text(f"\n{asks.question}", style="bold")]
+            if asks.why:
+                parts.append(Text(f"Why it asks: {asks.why}"))
+            parts.extend(Text(f"  {i}. {choice}") for i, choice in enumerate(asks.choices or [], start=1))
+            return [*parts, _effect("\nAnswer (a or t): your answer goes back to the worker as the reply.")]
+        case BudgetRaiseRequest():
+            spent = f"{usd(row.spent_usd)} of {usd(row.budget_usd or 0, 2)}" if row else "?"
+            parts = [Text(f"\nbudget.{asks.cap} is spent: {spent}.")]
+            if asks.detail:
+                parts.append(Text(str(asks.detail), style="dim"))
+            return [
+                *parts,
+                _effect("\nApprove (a): set a new cap; the run goes on. Deny: the run is paused."),
+            ]
+        case BreakerResetRequest():
+            return [
+                Text(f"\nBreaker {asks.breaker} tripped and stopped the run."),
+                _effect(
+                    "\nApprove: the breaker goes half-open; the next session is a trial and one more bad "
+                    "sign opens it again. Deny: the run is paused."
+                ),
+            ]
+        case DoneConditionRequest():
+            return _done_condition_parts(asks)
+        case SignOffRequest():
+            features = ", ".join(asks.features)
+            return [
+                Text(f"\nEvery feature passes at checkpoint {asks.checkpoint_id}: {features}."),
+                _effect("\nApprove: the run is done. Deny: it goes on."),
+            ]
+        case RatchetRequest():
+            parts = [Text(f"\n{asks.summary}")]
+            for key in ("missing_files", "tests_before", "tests_now", "baseline"):
+                if key in asks.model_fields_set:
+                    parts.append(Text(f"  {key.replace('_', ' ')}: {getattr(asks, key)}"))
+            return [
+                *parts,
+                _effect(
+                    "\nApprove: the tests as they are now become the baseline. "
+                    "Deny: the next session restores them."
+                ),
+            ]
+    return [Text(pretty(asks.model_dump()))]
+
+
+def _effect(text: str) -> Text:
+    return Text(text, style="italic")
+
+
+def _tool_call_parts(asks: ToolCallRequest) -> list[Any]:
+    parts: list[Any] = [Text(f"\nThe worker wants to run the {asks.tool} tool:", style="bold")]
+    args = asks.input
+    if "command" in args:
+        parts.append(Syntax(str(args["command"]), "bash", theme="monokai", background_color="default"))
+        rest = {k: v for k, v in args.items() if k != "command"}
+        if rest:
+            parts.append(Text(pretty(rest)))
     else:
-        parts.append(Text(pretty(r)))
-    return Group(*parts)
+        parts.append(Text(pretty(args)))
+    why = Text("\nAsked because ", style="dim")
+    why.append(f"{asks.reason or 'an approval rule matched'}", style="")
+    if asks.rule:
+        why.append(f" (rule: {one_rule(asks.rule)})", style="dim")
+    parts.append(why)
+    parts.append(
+        _effect(
+            "\nApprove: the call runs exactly as shown, once, first thing in the next session.\n"
+            "Deny: it never runs; the worker is told it was refused, with your comment."
+        )
+    )
+    return parts
+
+
+def _done_condition_parts(asks: DoneConditionRequest) -> list[Any]:
+    parts: list[Any] = [Text(f"\nProposed by {asks.proposed_by} as the run's done-condition:")]
+    for f in asks.features:
+        line = Text(f"  • {f.get('id')}", style="bold")
+        line.append(f": {f.get('description', '')}")
+        if f.get("check"):
+            line.append(f"\n      check: {f['check']}", style="#8be9fd")
+        if f.get("rubric"):
+            line.append(f"\n      rubric: {f['rubric']}", style="#bd93f9")
+        parts.append(line)
+    parts.append(
+        _effect(
+            "\nApprove: the run is done when these pass, and coding sessions start. "
+            "`longrun features edit` changes it first."
+        )
+    )
+    return parts
 
 
 def one_rule(rule: Any) -> str:

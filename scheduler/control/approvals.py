@@ -13,7 +13,13 @@ from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition
 from longrun.store.models import RunState, utcnow
-from longrun.store.runs import ApprovalView
+from longrun.store.runs import (
+    ApprovalView,
+    BreakerResetRequest,
+    DoneConditionRequest,
+    SignOffRequest,
+    ToolCallRequest,
+)
 
 
 def decide(
@@ -34,11 +40,12 @@ def decide(
             f"approval {approval.id} asks for more budget: "
             f"raise it with `longrun budget set {run.id} --usd N`"
         )
-    if approve and kind == "breaker_reset":
-        reset_breaker(store, run.id, str(approval.request.get("breaker")), by=who, comment=comment)
+    asks = approval.asks
+    if approve and isinstance(asks, BreakerResetRequest):
+        reset_breaker(store, run.id, asks.breaker, by=who, comment=comment)
         return runs.get_approval(store, approval.id)
-    if approve and kind == "done_condition":
-        spec = RunSpec.model_validate({**run.spec, "features": approval.request.get("features", [])})
+    if approve and isinstance(asks, DoneConditionRequest):
+        spec = RunSpec.model_validate({**run.spec, "features": asks.features})
         _set_features(store, run, spec, approval, who, comment, edited=False)
         return runs.get_approval(store, approval.id)
     state = "approved" if approve else "denied"
@@ -51,7 +58,10 @@ def decide(
         if approve and kind == "sign_off":
             runs.set_run_state(conn, run.id, RunState.done, f"every feature passes; signed off by {who}")
             runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
-            done = {"checkpoint_id": approval.request.get("checkpoint_id"), "by": who}
+            done = {
+                "checkpoint_id": asks.checkpoint_id if isinstance(asks, SignOffRequest) else None,
+                "by": who,
+            }
             log.append(conn, run.id, "run_done", done)
         elif not approve and kind in ("budget_raise", "breaker_reset"):
             runs.set_run_state(conn, run.id, RunState.paused, said)
@@ -100,7 +110,8 @@ def expire_approvals(store: Store) -> list[ApprovalView]:
     """Pending approvals past their `expires_at` take their rule's expiry action (deny by default)."""
     expired = []
     for approval in runs.overdue_approvals(store, utcnow()):
-        action = (approval.request.get("rule") or {}).get("on_expiry", "deny")
+        asks = approval.asks
+        action = asks.on_expiry if isinstance(asks, ToolCallRequest) else "deny"
         with store.writing() as conn:
             note = f"waited past its expiry; {'approved' if action == 'approve' else 'denied'} by the rule"
             if runs.decide_approval(conn, approval.id, "expired", "longrun", note):

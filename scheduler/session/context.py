@@ -11,6 +11,7 @@ the event log.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -124,51 +125,59 @@ def build_resume_context(inputs: ResumeInputs) -> str:
         parts.append(f"You resume from checkpoint {inputs.checkpoint_id} (workspace commit {commit}).")
 
     parts.append(_cut("## Goal\n" + inputs.goal.strip(), _SECTION_BYTES["goal"]))
-
     if inputs.features:
-        lines = ["## Done-condition (decided by the judge, not by you)"]
-        for f in inputs.features:
-            how = []
-            if f.check:
-                how.append(f"check: `{_cut(f.check, 200)}`")
-            if f.rubric:
-                how.append(f"rubric: {_cut(f.rubric, 300)}")
-            lines.append(f"- [{f.status}] {f.id}: {_cut(f.description, 300)} ({'; '.join(how)})")
-            if f.evidence and f.status != "pass":
-                lines.append("  last evidence: " + _cut(f.evidence.strip().replace("\n", "\n  "), 600))
-        parts.append(_cut("\n".join(lines), _SECTION_BYTES["features"]))
-
+        parts.append(_cut(_features_section(inputs.features), _SECTION_BYTES["features"]))
     if inputs.initializer:
         parts.append(INITIALIZER_TASK)
-
     if inputs.decisions:
         lines = ["## Decisions by the people supervising this run (newest first)"]
         lines.extend(f"- {_cut(line, 500)}" for line in inputs.decisions)
         parts.append(_cut("\n".join(lines), _SECTION_BYTES["decisions"]))
-
     if inputs.handoff:
-        h = inputs.handoff
-        lines = [f"## Handoff from session {inputs.handoff_session or '?'}"]
-        for key in ("done", "next", "blockers"):
-            items = h.get(key) or []
-            if items:
-                lines.append(f"{key.capitalize()}:")
-                lines.extend(f"- {_cut(str(item), 400)}" for item in items)
-        if h.get("notes"):
-            lines.append("Notes: " + _cut(str(h["notes"]), 1500))
-        parts.append(_cut("\n".join(lines), _SECTION_BYTES["handoff"]))
+        parts.append(
+            _cut(_handoff_section(inputs.handoff, inputs.handoff_session), _SECTION_BYTES["handoff"])
+        )
     elif inputs.checkpoint_id is not None:
         parts.append(
             "## Handoff\nThe previous session left no handoff (it may have crashed or run out of time)."
         )
-
     if inputs.recent_commits:
         lines = ["## Recent commits in the workspace (newest first)"]
         lines.extend(
             f"- {c['sha'][:10]} {_cut(c['subject'], 120)}" for c in inputs.recent_commits[:RECENT_COMMITS]
         )
         parts.append(_cut("\n".join(lines), _SECTION_BYTES["commits"]))
+    parts.append(_cut(_budget_section(inputs), _SECTION_BYTES["budget"]))
+    return _cut("\n\n".join(parts), CONTEXT_TOKEN_CAP)
 
+
+def _features_section(features: Sequence[FeatureState]) -> str:
+    lines = ["## Done-condition (decided by the judge, not by you)"]
+    for f in features:
+        how = []
+        if f.check:
+            how.append(f"check: `{_cut(f.check, 200)}`")
+        if f.rubric:
+            how.append(f"rubric: {_cut(f.rubric, 300)}")
+        lines.append(f"- [{f.status}] {f.id}: {_cut(f.description, 300)} ({'; '.join(how)})")
+        if f.evidence and f.status != "pass":
+            lines.append("  last evidence: " + _cut(f.evidence.strip().replace("\n", "\n  "), 600))
+    return "\n".join(lines)
+
+
+def _handoff_section(handoff: dict[str, Any], session_n: int | None) -> str:
+    lines = [f"## Handoff from session {session_n or '?'}"]
+    for key in ("done", "next", "blockers"):
+        items = handoff.get(key) or []
+        if items:
+            lines.append(f"{key.capitalize()}:")
+            lines.extend(f"- {_cut(str(item), 400)}" for item in items)
+    if handoff.get("notes"):
+        lines.append("Notes: " + _cut(str(handoff["notes"]), 1500))
+    return "\n".join(lines)
+
+
+def _budget_section(inputs: ResumeInputs) -> str:
     budget = [f"## Budget and time\nSpent so far: ${inputs.spent_usd:.4f}"]
     if inputs.budget_usd is not None:
         left = max(inputs.budget_usd - inputs.spent_usd, 0)
@@ -183,9 +192,7 @@ def build_resume_context(inputs: ResumeInputs) -> str:
         f"This session has {_minutes(inputs.time_box)}; you will be told to wrap up "
         f"{_minutes(inputs.wrap_up)} before the end. Call `handoff` before you stop."
     )
-    parts.append(_cut("\n".join(budget), _SECTION_BYTES["budget"]))
-
-    return _cut("\n\n".join(parts), CONTEXT_TOKEN_CAP)
+    return "\n".join(budget)
 
 
 def context_digest(text: str) -> str:

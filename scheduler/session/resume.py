@@ -11,6 +11,7 @@ from longrun.scheduler.workers.base import (
     ResumePoint,
 )
 from longrun.store import log, runs
+from longrun.store.runs import QuestionRequest, ToolCallRequest
 
 if TYPE_CHECKING:
     from longrun.scheduler.session.harness import Harness
@@ -27,7 +28,8 @@ def resume_point(harness: Harness) -> ResumePoint | None:
     mine = [
         a
         for a in runs.list_approvals(harness.store, harness.run.id)
-        if a.request.get("conversation_id") == conversation.id
+        if isinstance(a.asks, (QuestionRequest, ToolCallRequest))
+        and a.asks.conversation_id == conversation.id
     ]
     if any(a.state == "pending" for a in mine):
         return None
@@ -36,24 +38,24 @@ def resume_point(harness: Harness) -> ResumePoint | None:
     for a in mine:
         who = f"{a.decided_by} at {a.decided_at.isoformat(timespec='seconds') if a.decided_at else '?'}"
         said = f": {a.comment}" if a.comment and a.kind != "question" else ""
-        approved = a.state == "approved" or (
-            a.state == "expired" and (a.request.get("rule") or {}).get("on_expiry") == "approve"
-        )
-        if a.kind == "question" and a.state == "answered":
-            decided[a.request["tool_use_id"]] = Decided("answer", a.comment or "")
+        asks = a.asks
+        if isinstance(asks, QuestionRequest) and a.state == "answered":
+            decided[asks.tool_use_id] = Decided("answer", a.comment or "")
             lines.append(f"your question was answered by {who}")
-        elif a.kind == "question":
+        elif isinstance(asks, QuestionRequest):
             text = f"No answer: the question was {a.state} by {who}{said}. Go on with your best judgement."
-            decided[a.request["tool_use_id"]] = Decided("deny", text)
+            decided[asks.tool_use_id] = Decided("deny", text)
             lines.append(f"your question was {a.state}")
-        elif approved:
-            decided[a.request["tool_use_id"]] = Decided("run")
-            harness.approved.add((a.request["tool"], log.canonical_json(a.request.get("input") or {})))
-            lines.append(f"{a.request['tool']} call approved by {who}{said}")
-        else:
+        elif isinstance(asks, ToolCallRequest) and (
+            a.state == "approved" or (a.state == "expired" and asks.on_expiry == "approve")
+        ):
+            decided[asks.tool_use_id] = Decided("run")
+            harness.approved.add((asks.tool, log.canonical_json(asks.input)))
+            lines.append(f"{asks.tool} call approved by {who}{said}")
+        elif isinstance(asks, ToolCallRequest):
             text = f"Not run: the call was {a.state} by {who}{said}. Do not try it again; find another way."
-            decided[a.request["tool_use_id"]] = Decided("deny", text)
-            lines.append(f"{a.request['tool']} call {a.state} by {who}{said}")
+            decided[asks.tool_use_id] = Decided("deny", text)
+            lines.append(f"{asks.tool} call {a.state} by {who}{said}")
     notice = "[longrun] This session goes on from where the last one paused: " + "; ".join(lines) + "."
     with harness.store.writing() as conn:
         runs.mark_resumed(conn, conversation.id, harness.session.id)

@@ -119,30 +119,11 @@ class AnthropicWorker:
         self.max_retries = max_retries
 
     async def run(self, task: WorkerTask, hooks: WorkerHooks, report: Reporter) -> WorkerOutcome:
-        async def guard(request: Any, call_next: Any) -> Any:
-            body = request.json
-            if request.method.lower() == "post" and isinstance(body, dict) and "max_tokens" in body:
-                checked = hooks.check_call(body)
-                if checked is not body:
-                    request = request.copy(body=checked)
-            response = await call_next(request)
-            if response.status_code >= 400:
-                reset = _reset_time(response)
-                report.event(
-                    "api_error",
-                    {
-                        "status": response.status_code,
-                        "attempt": request.retries_taken + 1,
-                        "reset_at": reset.isoformat() if reset else None,
-                    },
-                )
-            return response
-
         client = anthropic.AsyncAnthropic(
             api_key=self.api_key,
             base_url=self.base_url,
             max_retries=self.max_retries,
-            middleware=[guard],
+            middleware=[_budget_guard(hooks, report)],
         )
         ctx = AgentToolContext(workdir=str(task.workspace), env=_scrubbed_env())
         sdk_tools = beta_agent_toolset_20260401(ctx)
@@ -169,23 +150,7 @@ class AnthropicWorker:
             started = time.monotonic()
             async for message in runner:
                 last = message
-                usage = message.usage
-                report.model_call(
-                    ModelCall(
-                        model=message.model,
-                        request_id=getattr(message, "_request_id", None),
-                        message_id=message.id,
-                        stop_reason=message.stop_reason,
-                        input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens,
-                        cache_write_tokens=usage.cache_creation_input_tokens or 0,
-                        cache_read_tokens=usage.cache_read_input_tokens or 0,
-                        max_tokens=task.max_tokens,
-                        duration_ms=int((time.monotonic() - started) * 1000),
-                        text="\n".join(b.text for b in message.content if b.type == "text"),
-                        tool_calls=[b.name for b in message.content if b.type == "tool_use"],
-                    )
-                )
+                report.model_call(_model_call(message, task.max_tokens, started))
                 if hooks.should_stop():
                     return WorkerOutcome(EndReason.stopped, "a stop was requested")
                 calls = [b for b in message.content if b.type == "tool_use"]
@@ -208,15 +173,64 @@ class AnthropicWorker:
             return WorkerOutcome(EndReason.api_error, f"cannot reach the model API: {exc}")
         finally:
             if hooks.keep_conversation is not None:
-                history = _plain(_history(runner))
-                reply = _plain(last) if last is not None else None
-                if reply is not None and (not history or history[-1] != reply):
-                    history.append(reply)  # the reply in hand when the loop stopped
-                hooks.keep_conversation(history)
+                hooks.keep_conversation(_final_history(runner, last))
             await runner.close()
             for tool in sdk_tools:
                 await aclose_runnable_tool(tool)
             await client.close()
+
+
+def _budget_guard(hooks: WorkerHooks, report: Reporter) -> Any:
+    """The SDK middleware around every HTTP attempt: the pre-call budget check (which may lower
+    `max_tokens` or refuse), and an `api_error` event for every answer of 400 or more."""
+
+    async def guard(request: Any, call_next: Any) -> Any:
+        body = request.json
+        if request.method.lower() == "post" and isinstance(body, dict) and "max_tokens" in body:
+            checked = hooks.check_call(body)
+            if checked is not body:
+                request = request.copy(body=checked)
+        response = await call_next(request)
+        if response.status_code >= 400:
+            reset = _reset_time(response)
+            report.event(
+                "api_error",
+                {
+                    "status": response.status_code,
+                    "attempt": request.retries_taken + 1,
+                    "reset_at": reset.isoformat() if reset else None,
+                },
+            )
+        return response
+
+    return guard
+
+
+def _model_call(message: Any, max_tokens: int, started: float) -> ModelCall:
+    usage = message.usage
+    return ModelCall(
+        model=message.model,
+        request_id=getattr(message, "_request_id", None),
+        message_id=message.id,
+        stop_reason=message.stop_reason,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write_tokens=usage.cache_creation_input_tokens or 0,
+        cache_read_tokens=usage.cache_read_input_tokens or 0,
+        max_tokens=max_tokens,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        text="\n".join(b.text for b in message.content if b.type == "text"),
+        tool_calls=[b.name for b in message.content if b.type == "tool_use"],
+    )
+
+
+def _final_history(runner: Any, last: Any) -> list[Any]:
+    """The whole conversation when the loop stopped, the reply in hand included."""
+    history = _plain(_history(runner))
+    reply = _plain(last) if last is not None else None
+    if reply is not None and (not history or history[-1] != reply):
+        history.append(reply)
+    return history
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:

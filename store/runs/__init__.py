@@ -35,6 +35,18 @@ from longrun.store.runs.conversations import (
     mark_resumed,
     paused_conversation,
 )
+from longrun.store.runs.requests import (
+    ApprovalRequest,
+    BreakerResetRequest,
+    BudgetRaiseRequest,
+    DoneConditionRequest,
+    OtherRequest,
+    QuestionRequest,
+    RatchetRequest,
+    SignOffRequest,
+    ToolCallRequest,
+    read_request,
+)
 from longrun.store.runs.run import (
     RUN_PLAN_FIELDS,
     get_run,
@@ -88,6 +100,16 @@ from longrun.store.runs.views import (
 )
 
 __all__ = [
+    "ApprovalRequest",
+    "BreakerResetRequest",
+    "BudgetRaiseRequest",
+    "DoneConditionRequest",
+    "OtherRequest",
+    "QuestionRequest",
+    "RatchetRequest",
+    "SignOffRequest",
+    "ToolCallRequest",
+    "read_request",
     "ApprovalView",
     "BreakerView",
     "CheckpointView",

@@ -14,6 +14,7 @@ from longrun.store.models import (
     RunSession,
     iso,
 )
+from longrun.store.runs.requests import ApprovalRequest, read_request
 
 TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 
@@ -276,6 +277,11 @@ class ApprovalView:
             "decided_at": iso(self.decided_at) if self.decided_at else None,
             "comment": self.comment,
         }
+
+    @property
+    def asks(self) -> ApprovalRequest:
+        """The request as the typed model of its kind (`ToolCallRequest`, `QuestionRequest`, ...)."""
+        return read_request(self.kind, self.request)
 
 
 @dataclass(frozen=True)
