@@ -6,6 +6,8 @@ compare as text and SQL can bucket them. JSON payloads are kept as canonical JSO
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -42,8 +44,23 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+_clock: Callable[[], datetime] | None = None
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The store's clock: the wall clock, unless a writer that replays history has set one."""
+    return _clock() if _clock is not None else datetime.now(UTC)
+
+
+@contextmanager
+def clock_set_to(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Stamps everything the store writes inside the block with `clock()`: seeds replay a story."""
+    global _clock
+    saved, _clock = _clock, clock
+    try:
+        yield
+    finally:
+        _clock = saved
 
 
 def _ts(nullable: bool = False) -> Field:  # type: ignore[valid-type]

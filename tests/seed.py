@@ -44,7 +44,7 @@ from longrun.scheduler.spec.overrides import apply_overrides
 from longrun.scheduler.spec.run import RunSpec
 from longrun.store import log, runs
 from longrun.store.db import Store
-from longrun.store.models import RunState, SessionState, iso
+from longrun.store.models import RunState, SessionState, clock_set_to, iso
 from longrun.store.runs import CheckpointView, SessionView, Usage, VerdictView
 
 SEED_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -312,12 +312,8 @@ class _Story:
 
     @contextmanager
     def clock_in_charge(self) -> Iterator[None]:
-        saved = (runs.utcnow, log.utcnow)
-        runs.utcnow = log.utcnow = self.clock  # type: ignore[assignment]
-        try:
+        with clock_set_to(self.clock):
             yield
-        finally:
-            runs.utcnow, log.utcnow = saved  # type: ignore[assignment]
 
     @property
     def now(self) -> datetime:
