@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding
@@ -145,7 +144,7 @@ class LongrunApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         if len(self.screen_stack) > 2:
             self.pop_screen()
         else:
@@ -188,14 +187,15 @@ class LongrunApp(App[None]):
             supervisor = lease.current(self.store)
             pending = runs.list_approvals(self.store, state="pending")
             live = len(runs.live_sessions(self.store))
-        except (LongrunError, SQLAlchemyError) as exc:
-            said = exc.message if isinstance(exc, LongrunError) else str(exc.orig or exc).splitlines()[0]
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the poll says so and re-arms
+            said = exc.message if isinstance(exc, LongrunError) else _unexpected(exc)
             self.post_message(Polled(Changes([], self._cursor or Cursor()), None, self.pending, 0, said))
             return
         self.post_message(Polled(changes, supervisor, pending, live))
 
     def on_polled(self, message: Polled) -> None:
         self._polling = False
+        self._say_store_health(self.poll_error, message.error)
         self.poll_error = message.error
         if message.error is None:
             if message.changes.everything:
@@ -218,6 +218,18 @@ class LongrunApp(App[None]):
             self.poll_now()
         else:
             self._timer = self.set_timer(self.poll_seconds, self.poll_now)
+
+    def _say_store_health(self, before: str | None, now: str | None) -> None:
+        """A toast when reading the store starts failing, and one when it works again."""
+        if now is not None and before is None:
+            self.notify(
+                f"{now}. Retrying every {self.poll_seconds:g} s.",
+                title="Cannot read the store",
+                severity="error",
+                timeout=10,
+            )
+        elif now is None and before is not None:
+            self.notify("The store is readable again; the screens are current.", title="Store", timeout=6)
 
     def _arrivals(self, pending: list[ApprovalView]) -> None:
         """A bell and a toast for each approval that arrived since the last poll."""
@@ -255,8 +267,8 @@ class LongrunApp(App[None]):
         except LongrunError as exc:
             self.post_message(ActionDone(exc.message, ok=False))
             return
-        except SQLAlchemyError as exc:
-            self.post_message(ActionDone(f"the store refused it: {exc.orig or exc}", ok=False))
+        except Exception as exc:  # noqa: BLE001 - an action that breaks says so rather than vanish
+            self.post_message(ActionDone(f"{said} failed: {_unexpected(exc)}", ok=False))
             return
         extra = (
             result[1] if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str) else ""
@@ -324,6 +336,12 @@ def _create_run(store: Store, path: str) -> Any:
     from longrun.scheduler import control
 
     return control.create_run_from_file(store, Path(path).expanduser())
+
+
+def _unexpected(exc: BaseException) -> str:
+    """An error nobody planned for, as one line (its type and the first line of its message)."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _user() -> str:

@@ -73,16 +73,18 @@ async def draw_times(store: Store, run_ids: list[str], repeat: int) -> dict[str,
                 while not (isinstance(app.screen, RunScreen) and app.screen.ready):
                     await pilot.pause(0.005)
                 screen = app.screen
+                assert isinstance(screen, RunScreen)
+
+                def drawn(screen: RunScreen = screen) -> bool:
+                    pane = screen.pane("timeline")
+                    return bool(pane and pane.ready and painted(app))
+
                 await pilot.pause()
                 started = time.perf_counter()
                 # As a key from the terminal; `pilot.press` would also wait for the tab underline's
                 # slide, which is drawn while the tab's content already shows.
                 app.simulate_key("6")
-                await until(
-                    lambda s=screen: bool((pane := s.pane("timeline")) and pane.ready and painted(app)),
-                    "the Timeline tab drawn",
-                    poll_s=0.002,
-                )
+                await until(drawn, "the Timeline tab drawn", poll_s=0.002)
                 if i:  # the first round warms up
                     out[run_id].append(time.perf_counter() - started)
                 app.pop_screen()

@@ -134,15 +134,19 @@ async def _launch(
         for _ in range(repeat if opens else 0):
             for run_id in opens:
                 depth = len(app.screen_stack)
+
+                def opened(depth: int = depth) -> bool:
+                    return len(app.screen_stack) > depth and _ready(app.screen)
+
+                def back(depth: int = depth) -> bool:
+                    return len(app.screen_stack) == depth
+
                 started = time.perf_counter()
                 app.open_run(run_id)
-                await until(
-                    lambda d=depth: len(app.screen_stack) > d and _ready(app.screen),
-                    f"the run screen of {run_id} ready",
-                )
+                await until(opened, f"the run screen of {run_id} ready")
                 times[run_id].append(time.perf_counter() - started)
                 app.pop_screen()
-                await until(lambda d=depth: len(app.screen_stack) == d, "back on the runs screen")
+                await until(back, "back on the runs screen")
     return launch, times
 
 

@@ -117,7 +117,7 @@ def _rows(conn: Connection, run_ids: list[str] | None) -> list[RunRow]:
         where = " WHERE r.id IN (" + ",".join(f":r{i}" for i in range(len(run_ids))) + ")"
         params = {f"r{i}": rid for i, rid in enumerate(run_ids)}
     runs = conn.execute(text(_RUNS + where), params).all()
-    pending = dict(
+    pending: dict[str, int] = dict(
         conn.execute(
             text("SELECT run_id, count(*) FROM approval WHERE state = 'pending' GROUP BY run_id")
         ).all()

@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
 from longrun.store import models
-from longrun.store.errors import StoreError, StoreVersionError
+from longrun.store.errors import (
+    StoreBusy,
+    StoreConflict,
+    StoreCorrupt,
+    StoreError,
+    StoreReadOnly,
+    StoreVersionError,
+)
 
 DB_NAME = "longrun.db"
 BUSY_TIMEOUT_MS = 15_000
@@ -70,6 +77,30 @@ def make_engine(path: Path | str) -> Engine:
     return engine
 
 
+_KINDS: tuple[tuple[str, type[StoreError], str], ...] = (
+    ("SQLITE_BUSY", StoreBusy, f"busy: another process held the store for over {BUSY_TIMEOUT_MS // 1000} s"),
+    ("SQLITE_LOCKED", StoreBusy, "busy: a table is locked by another statement"),
+    ("SQLITE_CONSTRAINT", StoreConflict, "refused"),
+    ("SQLITE_READONLY", StoreReadOnly, "read-only: this process cannot write the store"),
+    ("SQLITE_CORRUPT", StoreCorrupt, "damaged: the database file is corrupt"),
+    ("SQLITE_NOTADB", StoreCorrupt, "damaged: the file is not a longrun store"),
+)
+
+
+def store_error(exc: SQLAlchemyError | sqlite3.Error, path: Path, doing: str = "") -> StoreError:
+    """The `StoreError` a database error means, naming the store's file and the database's reason."""
+    where = f"{path}: {doing}: " if doing else f"{path}: "
+    raw = exc.orig if isinstance(exc, DBAPIError) else exc
+    reason = (str(raw) or type(raw).__name__).splitlines()[0]
+    name = getattr(raw, "sqlite_errorname", "") or ""
+    for prefix, kind, said in _KINDS:
+        if name.startswith(prefix):
+            return kind(f"{where}{said} ({reason})")
+    if isinstance(exc, IntegrityError) or isinstance(raw, sqlite3.IntegrityError):
+        return StoreConflict(f"{where}refused ({reason})")
+    return StoreError(f"{where}{reason}")
+
+
 @dataclass
 class Store:
     """An open store: its home directory, a read engine and a write engine over the same pool."""
@@ -99,57 +130,62 @@ class Store:
         store = cls(home=home_path, engine=engine)
         try:
             store._check_and_init()
-        except (DatabaseError, OperationalError) as exc:
-            engine.dispose()
-            reason = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
-            raise StoreError(f"{db}: cannot open the store: {reason}") from None
         except StoreError:
             engine.dispose()
             raise
         return store
 
     def _check_and_init(self) -> None:
-        with self.engine.connect() as conn:
-            has_meta = conn.exec_driver_sql(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-            ).first()
-            if has_meta:
-                row = conn.exec_driver_sql("SELECT value FROM meta WHERE key='schema_version'").first()
-                found = int(row[0]) if row else 0
-                if found > models.SCHEMA_VERSION:
-                    raise StoreVersionError(
-                        f"{self.path}: written by a newer longrun (schema {found}; this one reads up to "
-                        f"{models.SCHEMA_VERSION}): upgrade longrun to open it"
-                    )
-                if found == models.SCHEMA_VERSION:
-                    return
-        with self.writing() as conn:
-            SQLModel.metadata.create_all(conn)
-            for trigger in _TRIGGERS:
-                conn.exec_driver_sql(trigger)
-            conn.execute(
-                text("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', :v)"),
-                {"v": str(models.SCHEMA_VERSION)},
-            )
+        with self.translated("cannot open the store"):
+            with self.engine.connect() as conn:
+                has_meta = conn.exec_driver_sql(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                ).first()
+                if has_meta:
+                    row = conn.exec_driver_sql("SELECT value FROM meta WHERE key='schema_version'").first()
+                    found = int(row[0]) if row else 0
+                    if found > models.SCHEMA_VERSION:
+                        raise StoreVersionError(
+                            f"{self.path}: written by a newer longrun (schema {found}; this one reads up "
+                            f"to {models.SCHEMA_VERSION}): upgrade longrun to open it"
+                        )
+                    if found == models.SCHEMA_VERSION:
+                        return
+            with self.engine.connect().execution_options(longrun_write=True) as conn, conn.begin():
+                SQLModel.metadata.create_all(conn)
+                for trigger in _TRIGGERS:
+                    conn.exec_driver_sql(trigger)
+                conn.execute(
+                    text("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', :v)"),
+                    {"v": str(models.SCHEMA_VERSION)},
+                )
+
+    @contextmanager
+    def translated(self, doing: str = "") -> Iterator[None]:
+        """The store's edge: a database error inside becomes the `StoreError` it means."""
+        try:
+            yield
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise store_error(exc, self.path, doing) from exc
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT) on one connection."""
-        with self.engine.connect().execution_options(longrun_write=True) as conn:
+        with self.translated(), self.engine.connect().execution_options(longrun_write=True) as conn:
             with conn.begin():
                 yield conn
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """One read transaction: a consistent snapshot across its statements."""
-        with self.engine.connect() as conn:
+        with self.translated(), self.engine.connect() as conn:
             with conn.begin():
                 yield conn
 
     @contextmanager
     def orm(self, write: bool = False) -> Iterator[Session]:
         """One ORM unit of work, committed on success (for the paths that are not hot)."""
-        with self.engine.connect().execution_options(longrun_write=write) as conn:
+        with self.translated(), self.engine.connect().execution_options(longrun_write=write) as conn:
             with conn.begin():
                 with Session(bind=conn, expire_on_commit=False) as session:
                     yield session

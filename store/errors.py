@@ -43,6 +43,22 @@ class StoreVersionError(StoreError):
     """The store was written by a newer longrun than this one."""
 
 
+class StoreBusy(StoreError):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+
+class StoreConflict(StoreError):
+    """A write the store's constraints refuse (a duplicate, a missing parent, the append-only log)."""
+
+
+class StoreReadOnly(StoreError):
+    """The store's file or directory cannot be written by this process."""
+
+
+class StoreCorrupt(StoreError):
+    """The store's file is not a database, or not a whole one."""
+
+
 class RunNotFound(LongrunError):
     """No run matches the id or name given."""
 

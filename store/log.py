@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,7 +77,7 @@ def append(
 def append_many(
     conn: Connection,
     run_id: str,
-    items: list[tuple[str, dict[str, Any], int | None, datetime | None]],
+    items: Sequence[tuple[str, dict[str, Any], int | None, datetime | None]],
 ) -> int:
     """Append events (kind, data, session_id, ts) in order inside the caller's write transaction.
 
@@ -96,7 +96,7 @@ def chain_rows(
     run_id: str,
     last_seq: int,
     last_hash: str,
-    items: list[tuple[str, dict[str, Any], int | None, datetime | None]],
+    items: Sequence[tuple[str, dict[str, Any], int | None, datetime | None]],
 ) -> list[dict[str, Any]]:
     """Event rows (kind, data, session_id, ts) chained after the event `last_seq` with `last_hash`."""
     rows = []
@@ -302,7 +302,9 @@ def _chain_pages(store: Store, run_id: str) -> Iterator[list[tuple[Any, ...]]]:
     last = 0
     while True:
         with store.reading() as conn:
-            page = conn.connection.driver_connection.execute(sql, (run_id, last, CHAIN_PAGE)).fetchall()
+            raw = conn.connection.driver_connection
+            assert raw is not None, "a connection in a transaction has its driver's connection"
+            page = raw.execute(sql, (run_id, last, CHAIN_PAGE)).fetchall()
         if not page:
             return
         yield page

@@ -4,11 +4,14 @@ person would, then the store checked. Real runs, real git, real sessions through
 from __future__ import annotations
 
 import gc
+import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer
 from textual.widgets._footer import FooterKey
@@ -341,3 +344,35 @@ async def test_closed_run_screens_and_old_footer_keys_are_let_go(
         assert len(getattr(app, "__watchers")["title"]) == 1  # the runs screen's header, no other
         footer = app.screen.query_one(Footer)
         assert len(getattr(footer, "__watchers")["compact"]) <= len(footer.query(FooterKey))
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [sqlite3.OperationalError("disk I/O error"), RuntimeError("a bug in a read")],
+    ids=["database-error", "any-other-error"],
+)
+async def test_a_failing_read_is_said_and_the_dashboard_recovers(
+    store: Store, write_spec: Any, fault: Exception
+) -> None:
+    run = create_run_from_file(store, write_spec(TWO_SESSIONS))
+    failing = threading.Event()
+
+    def inject(*_args: Any) -> None:
+        if failing.is_set():
+            raise fault
+
+    event.listen(store.engine, "before_cursor_execute", inject)
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.polled_once and run.id in app.rows)
+        failing.set()
+        await settle(pilot, lambda: app.poll_error is not None)
+        said = str(app.screen.query_one("#supervisor").render())
+        assert "cannot read the store" in said and str(fault) in said
+        assert "Cannot read the store" in [n.title for n in app._notifications]
+        failing.clear()
+        second = create_run_from_file(store, write_spec(TWO_SESSIONS, name="second-run", folder="second"))
+        await settle(pilot, lambda: app.poll_error is None and second.id in app.rows)
+        assert any("readable again" in n.message for n in app._notifications)
+        assert "cannot read the store" not in str(app.screen.query_one("#supervisor").render())
+    event.remove(store.engine, "before_cursor_execute", inject)

@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 
 from longrun.store import log, runs
-from longrun.store.db import Store
-from longrun.store.errors import InvalidTransition, RunNotFound, StoreError, StoreVersionError
+from longrun.store.db import Store, store_error
+from longrun.store.errors import (
+    InvalidTransition,
+    RunNotFound,
+    StoreBusy,
+    StoreConflict,
+    StoreCorrupt,
+    StoreError,
+    StoreReadOnly,
+    StoreVersionError,
+)
 from longrun.store.models import SCHEMA_VERSION, SessionState
 
 
@@ -151,3 +160,56 @@ def test_session_numbers_count_up_per_run_and_an_end_is_recorded_once(store: Sto
     assert runs.get_session(store, first.id).state == "crashed"
     ended = [e for e in log.read_events(store, "r1", kinds=["session_ended"])]
     assert len(ended) == 1
+
+
+# --- errors at the store's edge -----------------------------------------------------------------
+
+
+def test_a_write_the_schema_refuses_comes_out_as_a_conflict_naming_the_store(store: Store) -> None:
+    _run(store, "r1")
+    with pytest.raises(StoreConflict) as caught:
+        _run(store, "r1", "again")
+    assert str(store.path) in caught.value.message and "UNIQUE" in caught.value.message
+    with pytest.raises(StoreConflict, match="append-only"):
+        with store.writing() as conn:
+            conn.exec_driver_sql("DELETE FROM event")
+    assert [e.kind for e in log.read_events(store, "r1")] == ["run_created"]
+
+
+def test_a_write_on_a_read_only_connection_is_a_read_only_error(store: Store) -> None:
+    with pytest.raises(StoreReadOnly, match="read-only"):
+        with store.writing() as conn:
+            conn.exec_driver_sql("PRAGMA query_only=ON")
+            try:
+                conn.exec_driver_sql("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+            finally:
+                conn.exec_driver_sql("PRAGMA query_only=OFF")
+
+
+def test_a_held_write_lock_is_busy_and_a_damaged_file_is_corrupt(store: Store, home: Path) -> None:
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    other = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError) as raw:
+            other.execute("BEGIN IMMEDIATE")
+        busy = store_error(raw.value, store.path)
+        assert isinstance(busy, StoreBusy) and "busy" in busy.message and str(store.path) in busy.message
+    finally:
+        holder.close()
+        other.close()
+    store.close()
+    (home / "longrun.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreCorrupt, match="cannot open the store: damaged"):
+        Store.open(home)
+
+
+def test_nothing_above_the_store_imports_sqlalchemy_exceptions() -> None:
+    root = Path(__file__).resolve().parents[1]
+    users = [
+        str(path.relative_to(root))
+        for folder in ("app", "scheduler", "evaluators", "bench")
+        for path in (root / folder).rglob("*.py")
+        if "sqlalchemy.exc" in path.read_text()
+    ]
+    assert users == []

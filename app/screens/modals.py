@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.console import RenderableType
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -163,7 +164,7 @@ class DecideScreen(ModalScreen[Decision | None]):
 
     VERBS = {"approve": "Approve", "deny": "Deny", "answer": "Answer"}
 
-    def __init__(self, verb: str, title: str, what: str, choices: list[str] | None = None) -> None:
+    def __init__(self, verb: str, title: str, what: RenderableType, choices: list[str] | None = None) -> None:
         super().__init__()
         self.verb = verb
         self.title_text = title
@@ -185,8 +186,11 @@ class DecideScreen(ModalScreen[Decision | None]):
             yield Static("", classes="problem", id="problem")
             with Horizontal():
                 yield Button("Cancel (esc)", id="cancel")
-                variant = "error" if self.verb == "deny" else "success"
-                yield Button(f"{self.VERBS[self.verb]} (ctrl+s)", id="confirm", variant=variant)
+                yield Button(
+                    f"{self.VERBS[self.verb]} (ctrl+s)",
+                    id="confirm",
+                    variant="error" if self.verb == "deny" else "success",
+                )
 
     def on_mount(self) -> None:
         self.query_one("#comment", Input).focus()

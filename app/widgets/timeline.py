@@ -321,7 +321,7 @@ class TimelinePane(Pane):
     def __init__(self, run_id: str, **kwargs: Any) -> None:
         super().__init__(run_id, **kwargs)
         self.zoom = len(ZOOMS) - 1
-        self.anchor: datetime | None = None
+        self.window_end: datetime | None = None
         """The end of the visible window; None follows the run's present."""
 
     def compose(self) -> ComposeResult:
@@ -345,7 +345,7 @@ class TimelinePane(Pane):
         if data is None:
             return
         name, length = ZOOMS[self.zoom]
-        end = self.anchor or data.end
+        end = self.window_end or data.end
         start = data.start if length is None else end - length
         if length is None:
             end = data.end
@@ -412,11 +412,12 @@ class TimelinePane(Pane):
         view = self.query_one(TimelineView)
         marked = view.visible_markers()
         keep = marked[view.selected] if 0 <= view.selected < len(marked) else None
-        if keep is not None and ZOOMS[self.zoom][1] is not None:
-            half = ZOOMS[self.zoom][1] / 2  # type: ignore[operator]
-            self.anchor = min(keep.ts + half, view.data.end) if view.data else None
-        if ZOOMS[self.zoom][1] is None:
-            self.anchor = None
+        span = ZOOMS[self.zoom][1]
+        if keep is not None and span is not None:
+            half = span / 2
+            self.window_end = min(keep.ts + half, view.data.end) if view.data else None
+        if span is None:
+            self.window_end = None
         self._place(keep=keep)
 
     def action_pan(self, direction: int) -> None:
@@ -425,8 +426,8 @@ class TimelinePane(Pane):
             return
         length = ZOOMS[self.zoom][1]
         assert length is not None
-        end = (self.anchor or view.data.end) + direction * length / 2
-        self.anchor = min(max(end, view.data.start + length), view.data.end)
+        end = (self.window_end or view.data.end) + direction * length / 2
+        self.window_end = min(max(end, view.data.start + length), view.data.end)
         view.selected = -1
         self._place()
 

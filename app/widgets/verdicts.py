@@ -71,7 +71,7 @@ class VerdictsPane(Pane):
         table.move_cursor(row=min(at.row, table.row_count - 1), column=at.column, animate=False)
         self.show_cell()
 
-    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted[Text]) -> None:
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         self.show_cell()
 
     def show_cell(self) -> None:

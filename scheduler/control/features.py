@@ -15,7 +15,7 @@ from longrun.scheduler.spec.run import RunSpec
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition
-from longrun.store.runs import ApprovalView, RunView, VerdictView
+from longrun.store.runs import ApprovalView, CheckpointView, RunView, VerdictView
 
 
 def _accept_ratchet(
@@ -167,9 +167,7 @@ def verdict_matrix(store: Store, ref: str) -> dict[str, object]:
                 "id": cp,
                 "seq": by_id[cp].seq if cp in by_id else None,
                 "reason": by_id[cp].reason if cp in by_id else None,
-                "session": sessions.get(by_id[cp].session_id)
-                if cp in by_id and by_id[cp].session_id
-                else None,
+                "session": _session_n(sessions, by_id.get(cp)),
                 "commit": by_id[cp].commit if cp in by_id else None,
             }
             for cp in judged
@@ -199,3 +197,8 @@ def features_document_of(store: Store, ref: str) -> dict[str, object]:
         "ratchet": latest[RATCHET].to_json() if RATCHET in latest else None,
         "proposal": proposal.to_json() if proposal else None,
     }
+
+
+def _session_n(sessions: dict[int, int], cp: CheckpointView | None) -> int | None:
+    """The number of the session that took a checkpoint, when a session took it."""
+    return sessions.get(cp.session_id) if cp is not None and cp.session_id is not None else None

@@ -74,9 +74,9 @@ def fork(
     try:
         spec = RunSpec.model_validate(apply_overrides(raw, overrides or []))
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SpecError(f"--set {where}: {first['msg']}") from None
+        problem = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise SpecError(f"--set {where}: {problem['msg']}") from None
     if prices_for(spec, store.home).find(spec.worker.model) is None:
         raise SpecError(f"--set worker.model: no price known for {spec.worker.model!r}")
     branch = ws.branch_name(run_id)
@@ -133,7 +133,8 @@ def resume_now(
         run = rewind(store, run.id, checkpoint_id, by=by)
     who = _who(by)
     how = f"from the resume context of checkpoint {run.head_checkpoint_id}"
-    conversation = runs.conversation_of(store, run.id, run.head_checkpoint_id) if exact else None
+    head = run.head_checkpoint_id
+    conversation = runs.conversation_of(store, run.id, head) if exact and head is not None else None
     if exact and conversation is None:
         how += f" (no conversation was kept for checkpoint {run.head_checkpoint_id})"
     elif conversation is not None:

@@ -184,7 +184,7 @@ def _judge_features(
         if f.id in checks
     ]
     rubrics = [f for f in spec.features if f.rubric and checks.get(f.id, _PASSED).status == "pass"]
-    judged: dict[str, RubricVerdict] = {}
+    judged: dict[str, RubricVerdict | VerdictView] = {}
     usd = 0.0
     out_of_budget = False
     if rubrics:

@@ -237,17 +237,15 @@ def _inputs(
     features = []
     for f in spec.get("features", []):
         status = checkpoint.features.get(f["id"], "unjudged") if checkpoint else "unjudged"
-        verdict = newest.get(f["id"])
-        evidence = ""
-        if verdict is not None and verdict.status != "pass":
-            evidence = _evidence_text(verdict)
+        found = newest.get(f["id"])
+        evidence = _evidence_text(found) if found is not None and found.status != "pass" else ""
         features.append(
             FeatureState(f["id"], f["description"], f.get("check"), f.get("rubric"), status, evidence)
         )
     ratchet = checkpoint.features.get(RATCHET) if checkpoint else None
     if ratchet is not None and ratchet != "pass":
-        verdict = newest.get(RATCHET)
-        evidence = _evidence_text(verdict) if verdict else ""
+        found = newest.get(RATCHET)
+        evidence = _evidence_text(found) if found else ""
         features.append(FeatureState(RATCHET, RATCHET_DESCRIPTION, None, None, ratchet, evidence))
     decisions = [
         f"{a.kind.replace('_', ' ')} {a.state} by {a.decided_by}" + (f": {a.comment}" if a.comment else "")

@@ -196,16 +196,16 @@ class Supervisor:
             if session_id not in live_ids and proc.poll() is not None:
                 del self.children[session_id]  # ended on its own and recorded it: reap the process
         for s in live:
-            proc = self.children.get(s.id)
-            exited = proc is not None and proc.poll() is not None
-            gone = exited or (proc is None and not launch.process_alive(s.pid))
-            if s.pid is None and proc is None and now - s.created_at < launch.STALE_HEARTBEAT:
+            child = self.children.get(s.id)
+            exited = child is not None and child.poll() is not None
+            gone = exited or (child is None and not launch.process_alive(s.pid))
+            if s.pid is None and child is None and now - s.created_at < launch.STALE_HEARTBEAT:
                 continue  # being started by someone right now
             if gone:
                 launch.kill_group(s.pid)
                 fresh = runs.get_session(self.store, s.id)
                 if not fresh.is_final:
-                    code = proc.returncode if proc is not None else None
+                    code = child.returncode if child is not None else None
                     how = f"killed by signal {-code}" if code is not None and code < 0 else "gone"
                     launch.settle(self.store, fresh, SessionState.crashed, f"its process was {how}")
                 self.children.pop(s.id, None)

@@ -235,8 +235,8 @@ def _final_history(runner: Any, last: Any) -> list[Any]:
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
-    return str(error.get("message") or exc.message)
+    error = body.get("error")
+    return str((error.get("message") if isinstance(error, dict) else None) or exc.message)
 
 
 def _scrubbed_env() -> dict[str, str]:
