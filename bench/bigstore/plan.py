@@ -127,13 +127,14 @@ def _shares(rng: random.Random, runs: int, events: int, biggest_share: float) ->
 
 def _tail_size(state: str) -> int:
     """Events after the last session, saying how the run came to its state."""
-    return {
+    tails: dict[str, int] = {
         RunState.done: 1,
         RunState.archived: 1,
         RunState.awaiting_approval: 2,
         RunState.tripped: 2,
         RunState.paused: 2,
-    }.get(state, 0)
+    }
+    return tails.get(state, 0)
 
 
 def structural_events(state: str, sessions: int, features: int, live: bool) -> int:

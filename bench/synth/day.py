@@ -8,6 +8,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +190,10 @@ def synthesize(
                     )
                 ],
             )
-        common = {"sink": sink, "ids": ids, "rows": rows, "seed": seed, "box": box, "wrap": wrap}
-        main = RunWriter(key="m", run_id=run_id, spec=spec, price=price, **common)
+        common = partial(RunWriter, sink=sink, ids=ids, rows=rows, seed=seed, box=box, wrap=wrap)
+        main = common(key="m", run_id=run_id, spec=spec, price=price)
         main.warn_at = WARN_AT * spec.budget.usd
-        fork = RunWriter(key="f", run_id=fork_id, spec=fork_spec, price=fork_price, **common)
+        fork = common(key="f", run_id=fork_id, spec=fork_spec, price=fork_price)
 
         def fork_now(session: Live) -> None:
             assert main.head is not None

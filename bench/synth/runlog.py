@@ -13,7 +13,7 @@ from typing import Any
 
 from longrun.bench.common import Totals
 from longrun.bench.synth.payloads import WORK, Tool, evidence, judge_name, sayings_json, tool_pool
-from longrun.bench.synth.plan import Slot, Tokens
+from longrun.bench.synth.plan import Call, Slot, Tokens
 from longrun.bench.synth.sink import Ids, Rows, Sink, stamp
 from longrun.bench.synth.story import FEATURES, README, SESSION_STATES, Act
 from longrun.scheduler.guards.pricing import Price
@@ -41,7 +41,8 @@ class Live:
     before: dict[str, str]
     """The feature status it started from."""
     from_commit: str
-    usages: Iterator[Tokens]
+    usages: Iterator[Call]
+    """Each model call's tokens and how many tool calls it makes."""
     rng: random.Random
     tools: list[Tool]
     sayings: list[str]

@@ -111,13 +111,13 @@ class SessionWriter(RunLog):
         self.charge(u, usd, self.last_ts, session)
         if self.warn_at is not None and before < self.warn_at <= self.totals.usd:
             budget = self.spec.budget
-            data = {
+            warning = {
                 "cap": "usd",
                 "limit": budget.usd,
                 "spent": round(self.totals.usd, 6),
                 "warn_at": budget.warn_at,
             }
-            self.add_json("budget_warning", data, session.id, ts + timedelta(microseconds=1))
+            self.add_json("budget_warning", warning, session.id, ts + timedelta(microseconds=1))
             self.warned_at = ts
 
     def after_tool(self, session: Live, ts: datetime, cp_ts: datetime, wrap_ts: datetime) -> None:
