@@ -244,14 +244,14 @@ print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 HOLD_ALL = """
 import sys
 from sqlalchemy import text
-from longrun.app.cli import _export
+from longrun.app.cli.log import export_events
 from longrun.store.db import Store
 from longrun.store.log import EventRow
 store = Store.open(sys.argv[1], create=False)
 sql = "SELECT run_id, seq, session_id, ts, kind, data FROM event WHERE run_id = :r AND seq <= :n ORDER BY seq"
 with store.reading() as conn:
     rows = conn.execute(text(sql), {"r": sys.argv[2], "n": int(sys.argv[3])}).all()
-_export([EventRow(*r) for r in rows], "jsonl")
+export_events([EventRow(*r) for r in rows], "jsonl")
 """
 """The export's own writer over the window fetched whole first: what streaming must not be."""
 

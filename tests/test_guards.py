@@ -135,8 +135,13 @@ def test_the_same_failing_command_trips_same_error_repeats_and_a_reset_half_open
     assert "same_error_repeats" in cli("run", "show", run.id, check=True).stdout
     assert runs.list_approvals(store, run.id, state="pending")[0].kind == "breaker_reset"
 
-    control.reset_breaker(store, run.id, "same_error_repeats", by="ada")
+    wrong = cli("breaker", "reset", run.id, "no_such_breaker")
+    assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
+    assert "no breaker named 'no_such_breaker'" in wrong.stderr
+    reset = cli("breaker", "reset", run.id, "same_error_repeats", "--by", "ada", check=True)
+    assert "same_error_repeats" in reset.stdout and "half-open" in reset.stdout
     assert runs.breakers(store, run.id)["same_error_repeats"].state == "half_open"
+    assert log.read_events(store, run.id, kinds=["breaker_reset"])[-1].data["by"] == "ada"
     assert supervise_until_finished(store, run.id, timeout_s=60, config=FAST)
     assert runs.get_run(store, run.id).state == "tripped"
     assert runs.breakers(store, run.id)["same_error_repeats"].state == "open"

@@ -4,6 +4,8 @@ matrix the dashboard and `longrun verdicts` show.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection
 
 from longrun.scheduler.control.runs import ACTIVE_STATES, _decided_already, _go_on, _who
@@ -123,7 +125,7 @@ def judge_now(store: Store, ref: str, checkpoint_id: int | None = None, by: str 
     return judgement
 
 
-def verdict_matrix(store: Store, ref: str) -> dict[str, object]:
+def verdict_matrix(store: Store, ref: str) -> dict[str, Any]:
     """`longrun verdicts RUN --json`: features × judged checkpoints, the latest verdict in each cell."""
     run = runs.get_run(store, ref)
     spec = RunSpec.model_validate(run.spec)
@@ -176,7 +178,7 @@ def verdict_matrix(store: Store, ref: str) -> dict[str, object]:
     }
 
 
-def features_document_of(store: Store, ref: str) -> dict[str, object]:
+def features_document_of(store: Store, ref: str) -> dict[str, Any]:
     """`longrun features RUN --json`: the done-condition, each feature's latest verdict, and a
     pending proposal when there is one."""
     run = runs.get_run(store, ref)

@@ -5,6 +5,7 @@ tripped breaker.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -62,7 +63,7 @@ def set_budget(
     return runs.get_run(store, run.id)
 
 
-def budget_document(store: Store, ref: str, now: datetime | None = None) -> dict[str, object]:
+def budget_document(store: Store, ref: str, now: datetime | None = None) -> dict[str, Any]:
     """`longrun budget RUN --json`: every cap with what is spent and left, spend today and in the
     last hour (before `now`), and the breakers."""
     run = runs.get_run(store, ref)

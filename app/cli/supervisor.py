@@ -1,0 +1,165 @@
+"""`longrun session run`, `longrun daemon` and `longrun status`: sessions in the foreground, the
+supervisor, and what it is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+from longrun.app.cli.output import EXIT_ERROR, open_store, print_json, print_table
+from longrun.app.cli.parsing import Commands
+
+
+def cmd_session_run(args: argparse.Namespace) -> int:
+    from longrun.scheduler.control import run_session_now
+    from longrun.store import runs
+
+    store = open_store(args)
+    session = run_session_now(store, args.run)
+    run = runs.get_run(store, session.run_id)
+    if args.json:
+        print_json(session.to_json() | {"run_id": run.id, "run_state": run.state})
+    else:
+        print(
+            f"session {session.n} of {run.name} ({run.id}): {session.state} ({session.end_reason}); "
+            f"spent ${session.usage.usd:.4f}; run is {run.state}"
+        )
+    return 0 if session.state == "ended" else EXIT_ERROR
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    import signal
+    from datetime import timedelta
+
+    from longrun.scheduler.supervisor.daemon import Supervisor, SupervisorConfig
+
+    store = open_store(args)
+    config = SupervisorConfig(
+        max_concurrent=args.max_concurrent or SupervisorConfig().max_concurrent,
+        lease_ttl=timedelta(seconds=args.lease_ttl),
+        tick=args.tick,
+        grace=timedelta(seconds=args.grace),
+    )
+
+    def announce(text: str) -> None:
+        print(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {text}", flush=True)
+
+    supervisor = Supervisor(store, config, announce=announce)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        announce(f"{signal.Signals(signum).name}: shutting down (sessions get {args.grace:g}s to wrap up)")
+        supervisor.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    announce(f"store {store.path}; at most {config.max_concurrent} sessions at once")
+    try:
+        supervisor.serve()
+    finally:
+        supervisor.shutdown()
+        announce("stopped")
+    return 0
+
+
+def _until(ts: datetime | None, now: datetime) -> str:
+    if ts is None:
+        return "—"
+    seconds = int((ts - now).total_seconds())
+    if seconds <= 0:
+        return "now"
+    if seconds < 120:
+        return f"in {seconds}s"
+    if seconds < 7200:
+        return f"in {seconds // 60}m"
+    return f"in {seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def status_document(store: Any) -> dict[str, Any]:
+    """`longrun status --json`: who supervises, and for each active run what runs and what comes next."""
+    from longrun.store import lease, runs
+    from longrun.store.models import iso, utcnow
+
+    now = utcnow()
+    current = lease.current(store)
+    live = {s.run_id: s for s in runs.live_sessions(store)}
+    items = []
+    for run in runs.list_runs(store):
+        if run.state in ("done", "archived", "draft", "failed"):
+            continue
+        session = live.get(run.id)
+        items.append(
+            {
+                "id": run.id,
+                "name": run.name,
+                "state": run.state,
+                "reason": run.state_reason,
+                "session": None
+                if session is None
+                else {
+                    "n": session.n,
+                    "state": session.state,
+                    "pid": session.pid,
+                    "deadline_at": iso(session.deadline_at),
+                    "seconds_left": max(int((session.deadline_at - now).total_seconds()), 0),
+                },
+                "next_session_at": iso(run.next_session_at) if run.next_session_at else None,
+                "next_reason": run.next_reason,
+                "spent_usd": round(run.spent_usd, 6),
+            }
+        )
+    return {"supervisor": current.to_json(now) if current else None, "runs": items}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from longrun.store.models import utcnow
+
+    store = open_store(args)
+    doc = status_document(store)
+    if args.json:
+        print_json(doc)
+        return 0
+    sup = doc["supervisor"]
+    if sup and sup["alive"]:
+        print(
+            f"supervisor: running (pid {sup['pid']}, {sup['holder']}), last heartbeat {sup['heartbeat_at']}"
+        )
+    else:
+        print("supervisor: not running (start it with `longrun daemon`)")
+    if not doc["runs"]:
+        print("no active runs")
+        return 0
+    now = utcnow()
+    rows = []
+    for r in doc["runs"]:
+        s = r["session"]
+        running = f"session {s['n']} ({s['seconds_left']}s left)" if s else "—"
+        at = datetime.fromisoformat(r["next_session_at"]) if r["next_session_at"] else None
+        nxt = f"{_until(at, now)} ({r['next_reason']})" if at else (r["next_reason"] or "—")
+        rows.append([r["id"], r["name"], r["state"], running, nxt])
+    print_table(rows, ["ID", "NAME", "STATE", "RUNNING", "NEXT SESSION"])
+    return 0
+
+
+def register(commands: Commands) -> None:
+    session = commands.group("session", "run sessions")
+    p = commands.add(
+        "run",
+        cmd_session_run,
+        "run one session of RUN now, in the foreground",
+        commands.json_flag,
+        into=session,
+    )
+    p.add_argument("run", metavar="RUN")
+    p = commands.add("daemon", cmd_daemon, "the supervisor: fires sessions on schedule until SIGTERM/SIGINT")
+    p.add_argument("--max-concurrent", type=int, metavar="N", help="sessions at once (default: the CPUs)")
+    p.add_argument("--lease-ttl", type=float, default=20.0, metavar="S", help="lease lifetime (default 20)")
+    p.add_argument("--tick", type=float, default=1.0, metavar="S", help="reconcile every S seconds")
+    p.add_argument("--grace", type=float, default=30.0, metavar="S", help="wrap-up time at shutdown")
+    commands.add(
+        "status",
+        cmd_status,
+        "the supervisor and each active run: what runs, what comes next and why",
+        commands.json_flag,
+    )
