@@ -1,4 +1,5 @@
-"""Shared fixtures: a temp store, specs and scripts written to disk, the CLI as a subprocess.
+"""Shared fixtures for every tier (unit, pilot, snapshots, e2e): a temp store, specs and scripts
+written to disk, the CLI as a subprocess.
 
 Nothing here is a mock: sessions are real processes, the model is the scripted server behind the
 real SDK, workspaces are real git repositories and the store is a real SQLite file.
@@ -17,6 +18,15 @@ from typing import Any
 import pytest
 
 from longrun.store.db import Store
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is marked `e2e`, so `-m "not e2e"` leaves it out."""
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(autouse=True)

@@ -205,7 +205,7 @@ def test_a_held_write_lock_is_busy_and_a_damaged_file_is_corrupt(store: Store, h
 
 
 def test_nothing_above_the_store_imports_sqlalchemy_exceptions() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     users = [
         str(path.relative_to(root))
         for folder in ("app", "scheduler", "evaluators", "bench")
