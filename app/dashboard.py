@@ -30,6 +30,15 @@ from longrun.store.errors import LongrunError
 from longrun.store.lease import LeaseView
 from longrun.store.models import utcnow
 from longrun.store.runs import ApprovalView
+from longrun.store.runs.requests import (
+    BreakerResetRequest,
+    BudgetRaiseRequest,
+    DoneConditionRequest,
+    QuestionRequest,
+    RatchetRequest,
+    SignOffRequest,
+    ToolCallRequest,
+)
 
 POLL_SECONDS = 1.0
 TIDY_SECONDS = 5.0
@@ -353,23 +362,22 @@ def _user() -> str:
 
 def describe_short(approval: ApprovalView) -> str:
     """An approval in a few words: the command it would run, the question, the cap."""
-    r = approval.request
-    if approval.kind == "tool_call":
-        args = r.get("input") or {}
-        what = args.get("command") or args.get("path") or ""
-        return f"{r.get('tool', 'tool')} {what}".strip()
-    if approval.kind == "question":
-        return str(r.get("question", "a question"))
-    if approval.kind == "budget_raise":
-        return f"more budget ({r.get('cap', 'usd')} is spent)"
-    if approval.kind == "breaker_reset":
-        return f"reset breaker {r.get('breaker', '?')}"
-    if approval.kind == "done_condition":
-        return f"a done-condition of {len(r.get('features', []))} features"
-    if approval.kind == "sign_off":
-        return "sign-off: every feature passes"
-    if approval.kind == "ratchet":
-        return f"accept fewer tests ({r.get('summary', 'the test ratchet failed')})"
+    match approval.asks:
+        case ToolCallRequest(tool=tool, input=args):
+            what = args.get("command") or args.get("path") or ""
+            return f"{tool or 'tool'} {what}".strip()
+        case QuestionRequest(question=question):
+            return question or "a question"
+        case BudgetRaiseRequest(cap=cap):
+            return f"more budget ({cap} is spent)"
+        case BreakerResetRequest(breaker=breaker):
+            return f"reset breaker {breaker or '?'}"
+        case DoneConditionRequest(features=features):
+            return f"a done-condition of {len(features)} features"
+        case SignOffRequest():
+            return "sign-off: every feature passes"
+        case RatchetRequest(summary=summary):
+            return f"accept fewer tests ({summary})"
     return approval.kind.replace("_", " ")
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from longrun.app.cli.output import local_time, open_store, print_json, print_table, supervisor_alive
 from longrun.app.cli.parsing import Commands
 from longrun.store.errors import SpecError
+
+if TYPE_CHECKING:
+    from longrun.store.runs import ApprovalView
 
 
 def cmd_approvals(args: argparse.Namespace) -> int:
@@ -31,7 +34,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
                 a.kind,
                 a.state,
                 local_time(a.requested_at),
-                _request_line(a.kind, a.request),
+                _request_line(a),
                 a.decided_by or "",
             ]
             for a in items
@@ -41,27 +44,26 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     return 0
 
 
-def _request_line(kind: str, request: dict[str, Any]) -> str:
-    if kind == "done_condition":
-        return f"{len(request.get('features', []))} features: " + ", ".join(
-            f["id"] for f in request.get("features", [])
-        )
-    if kind == "ratchet":
-        return str(request.get("summary", ""))
-    if kind == "sign_off":
-        return f"every feature passes at checkpoint {request.get('checkpoint_id')}"
-    if kind == "breaker_reset":
-        return f"breaker {request.get('breaker')}"
-    if kind == "tool_call":
-        from longrun.scheduler.guards.policy import subject
+def _request_line(approval: ApprovalView) -> str:
+    from longrun.scheduler.guards.policy import subject
+    from longrun.store.runs import requests as r
 
-        what = subject(str(request.get("tool")), request.get("input") or {})
-        return f"{request.get('tool')}: {what[:80]} ({request.get('reason')})"
-    if kind == "question":
-        return f"question: {str(request.get('question'))[:100]}"
-    if kind == "budget_raise":
-        return f"budget cap {request.get('cap')}"
-    return json.dumps(request)[:120]
+    match approval.asks:
+        case r.DoneConditionRequest(features=features):
+            return f"{len(features)} features: " + ", ".join(str(f.get("id")) for f in features)
+        case r.RatchetRequest(summary=summary):
+            return summary
+        case r.SignOffRequest(checkpoint_id=checkpoint_id):
+            return f"every feature passes at checkpoint {checkpoint_id}"
+        case r.BreakerResetRequest(breaker=breaker):
+            return f"breaker {breaker}"
+        case r.ToolCallRequest(tool=tool, input=args, reason=reason):
+            return f"{tool}: {subject(tool, args)[:80]} ({reason})"
+        case r.QuestionRequest(question=question):
+            return f"question: {question[:100]}"
+        case r.BudgetRaiseRequest(cap=cap):
+            return f"budget cap {cap}"
+    return json.dumps(approval.request)[:120]
 
 
 def cmd_decide(args: argparse.Namespace) -> int:

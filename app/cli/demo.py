@@ -66,15 +66,17 @@ def _demo_decides(store: Any, run: Any, args: argparse.Namespace) -> bool:
     from longrun.scheduler.control import decide
     from longrun.scheduler.guards.policy import subject
     from longrun.store import runs
+    from longrun.store.runs.requests import ToolCallRequest
 
     pending = [a for a in runs.list_approvals(store, run.id, state="pending") if a.kind == "tool_call"]
     if not pending:
         return False
     for approval in pending:
-        tool = str(approval.request.get("tool"))
-        call = f"{tool}: {subject(tool, approval.request.get('input') or {})}"
+        asks = approval.asks
+        assert isinstance(asks, ToolCallRequest)
+        call = f"{asks.tool}: {subject(asks.tool, asks.input)}"
         if not args.json:
-            print(f"approval {approval.id}: the agent wants to run {call} ({approval.request.get('reason')})")
+            print(f"approval {approval.id}: the agent wants to run {call} ({asks.reason})")
         if args.auto_approve:
             yes = True
         elif sys.stdin.isatty():

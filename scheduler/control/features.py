@@ -18,6 +18,7 @@ from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition
 from longrun.store.runs import ApprovalView, CheckpointView, RunView, VerdictView
+from longrun.store.runs.requests import DoneConditionRequest, RatchetRequest
 
 
 def _accept_ratchet(
@@ -25,7 +26,10 @@ def _accept_ratchet(
 ) -> None:
     """A person accepts the tests as they are at the approval's checkpoint: the ratchet passes
     there, and it becomes the new baseline."""
-    checkpoint_id = int(approval.request["checkpoint_id"])
+    asks = approval.asks
+    if not isinstance(asks, RatchetRequest) or asks.checkpoint_id is None:
+        raise InvalidTransition(f"approval {approval.id} names no checkpoint whose tests to accept")
+    checkpoint_id = asks.checkpoint_id
     failed = [v for v in runs.verdicts_at(store, [checkpoint_id])[checkpoint_id] if v.feature_id == RATCHET]
     evidence: dict[str, object] = {"accepted_by": who, "comment": comment, "approval_id": approval.id}
     if failed and "measure" in failed[-1].evidence:
@@ -48,7 +52,9 @@ def features_text(store: Store, ref: str) -> tuple[RunView, str]:
     run = runs.get_run(store, ref)
     proposal = _pending_proposal(store, run)
     if proposal is not None:
-        spec = RunSpec.model_validate({**run.spec, "features": proposal.request.get("features", [])})
+        asks = proposal.asks
+        proposed = asks.features if isinstance(asks, DoneConditionRequest) else []
+        spec = RunSpec.model_validate({**run.spec, "features": proposed})
         header = (
             f"The done-condition proposed for run {run.name} ({run.id}), approval {proposal.id}.\n"
             "Saving approves it as edited; an empty file leaves it pending."

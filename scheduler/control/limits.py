@@ -17,6 +17,7 @@ from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition, SpecError
 from longrun.store.models import RunState, utcnow
 from longrun.store.runs import RunView
+from longrun.store.runs.requests import BreakerResetRequest
 
 
 def set_budget(
@@ -134,7 +135,7 @@ def reset_breaker(
         runs.set_breaker(conn, run.id, name, "half_open")
         log.append(conn, run.id, "breaker_reset", {"breaker": name, "by": who, "comment": comment})
         for approval in pending:
-            if approval.kind == "breaker_reset" and approval.request.get("breaker") == name:
+            if isinstance(approval.asks, BreakerResetRequest) and approval.asks.breaker == name:
                 runs.decide_approval(conn, approval.id, "approved", who, comment)
     still_open = [n for n, b in runs.breakers(store, run.id).items() if b.state == "open"]
     if run.state == RunState.tripped and not still_open:

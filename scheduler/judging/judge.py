@@ -39,6 +39,7 @@ from longrun.store.db import Store
 from longrun.store.errors import LongrunError
 from longrun.store.models import RunState
 from longrun.store.runs import ApprovalView, CheckpointView, RunView, VerdictView
+from longrun.store.runs.requests import DoneConditionRequest, QuestionRequest, ToolCallRequest
 
 if TYPE_CHECKING:  # the SDK is imported when the judge calls a model: it takes a second to import
     pass
@@ -284,7 +285,8 @@ def apply_judgement(
         return _wait(conn, run.id, waiting_reason(waiting))
     proposed = next((a for a in pending if a.kind == "done_condition"), None)
     if proposed is not None:
-        count = len(proposed.request.get("features", []))
+        asks = proposed.asks
+        count = len(asks.features) if isinstance(asks, DoneConditionRequest) else 0
         reason = (
             f"the worker proposed a done-condition of {count} features: approve it with "
             f"`longrun approve {proposed.id}` or edit it with `longrun features edit {run.id}`"
@@ -331,14 +333,14 @@ def waiting_reason(waiting: list[ApprovalView]) -> str:
     """Why a run waits for the calls and questions it paused on, and how to decide them."""
     parts = []
     for a in waiting:
-        if a.kind == "question":
-            parts.append(f"`longrun answer {a.id} TEXT`: a question waits: {a.request.get('question')}")
-        else:
-            what = policy.subject(str(a.request.get("tool")), a.request.get("input") or {})
-            parts.append(
-                f"`longrun approve {a.id}` or `deny {a.id}`: {a.request.get('tool')} `{what[:120]}` "
-                f"waits ({a.request.get('reason')})"
-            )
+        match a.asks:
+            case QuestionRequest(question=question):
+                parts.append(f"`longrun answer {a.id} TEXT`: a question waits: {question}")
+            case ToolCallRequest(tool=tool, input=args, reason=reason):
+                what = policy.subject(tool, args)
+                parts.append(
+                    f"`longrun approve {a.id}` or `deny {a.id}`: {tool} `{what[:120]}` waits ({reason})"
+                )
     return "; ".join(parts)
 
 

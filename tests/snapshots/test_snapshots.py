@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from seed import APPROVAL_PUSH, CP_S2_END, RUN_ACTIVE, SEED_NOW, seed_store
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from longrun.app.dashboard import LongrunApp, make_app
 from longrun.store.db import Store
@@ -36,7 +37,9 @@ def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app(seeded_home: Path, monkeypatch: pytest.MonkeyPatch) -> LongrunApp:
     monkeypatch.setenv("HOME", str(seeded_home))
     store = Store.open(seeded_home / ".longrun")
-    return make_app(store, lambda: SEED_NOW, poll_seconds=3600, who="ana")
+    app = make_app(store, lambda: SEED_NOW, poll_seconds=3600, who="ana")
+    app.animation_level = "none"  # a tab's underline mid-slide on a loaded machine is not the screen
+    return app
 
 
 async def _until(pilot: Pilot[None], done: Callable[[], bool]) -> None:
@@ -55,9 +58,15 @@ def _steps(*steps: Step) -> Callable[[Pilot[None]], Awaitable[None]]:
         for step in steps:
             await step(pilot)
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await _until(pilot, lambda: _tables_laid_out(pilot))
 
     return run_before
+
+
+def _tables_laid_out(pilot: Pilot[None]) -> bool:
+    """A table lays out rows it was given on its next idle, which a loaded machine may not have
+    reached yet: the screen is only what it will stay once every table has done so."""
+    return not any(t._require_update_dimensions for t in pilot.app.screen.query(DataTable))
 
 
 def keys(*pressed: str) -> Step:
