@@ -14,7 +14,7 @@ import pytest
 
 from longrun.bench.synth import SynthRun, synthesize
 from longrun.scheduler.spec.keys import RATCHET
-from longrun.store import runs
+from longrun.store import audit, runs
 from longrun.store import timeline as tl
 from longrun.store.db import Store
 from longrun.store.runs import CheckpointView
@@ -132,4 +132,4 @@ def test_a_window_holds_only_its_checkpoints(
     ],
 )
 def test_buckets_are_a_round_length(window: timedelta, width: int) -> None:
-    assert tl.bucket_seconds(END - window, END, 96) == width
+    assert audit.bucket_seconds(END - window, END, 96) == width
