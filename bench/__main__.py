@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from longrun.bench.common import BenchError, Benchmark
 
-MODULES = ("append", "rehydrate", "ui", "report", "synth", "timeline")
+MODULES = ("append", "rehydrate", "ui", "report", "synth", "timeline", "proxy")
 PROG = "python -m longrun.bench"
 
 

@@ -187,3 +187,14 @@ def test_rehydrate_refuses_a_history_too_short_for_its_shape(tmp_path: Path) -> 
     assert proc.returncode == 2 and proc.stdout == ""
     assert "--small and --large must be at least" in proc.stderr
     assert not (tmp_path / rehydrate_bench.STORE_DIR).exists()
+
+
+def test_proxy_compares_the_proxy_with_the_scripted_server_in_the_same_run() -> None:
+    figures = result_of(bench("proxy", "--calls", "6"))
+    assert figures["benchmark"] == "proxy" and figures["calls"] == 6
+    assert figures["plain_direct_median_ms"] > 0 and figures["plain_proxy_median_ms"] > 0
+    assert figures["first_byte_direct_median_ms"] > 0 and figures["first_byte_ratio"] > 0
+    assert figures["targets"] == {"added_p95_ms": 5.0, "first_byte_ratio": 1.1}
+    assert isinstance(figures["meets_targets"], bool)
+    # Every call through the proxy is metered: 4 warm-up calls, then a plain and a streamed one a round.
+    assert figures["metered_calls"] == 4 + 2 * 6 and figures["metered_output_tokens"] > 0
