@@ -70,9 +70,12 @@ def measure(calls: int) -> dict[str, Any]:
                 _plain(direct, server.base_url)
                 _plain(through, proxy.base_url)
             progress(f"proxy: {calls} plain and {calls} streamed calls each way")
-            plain_direct, plain_proxy, first_direct, first_proxy, end_direct, end_proxy = (
-                [] for _ in range(6)
-            )
+            plain_direct: list[float] = []
+            plain_proxy: list[float] = []
+            first_direct: list[float] = []
+            first_proxy: list[float] = []
+            end_direct: list[float] = []
+            end_proxy: list[float] = []
             for i in range(calls):
                 order = [(direct, server.base_url, False), (through, proxy.base_url, True)]
                 for client, url, proxied in order if i % 2 else order[::-1]:

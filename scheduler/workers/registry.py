@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from longrun.scheduler.spec.durations import toml_repr
 from longrun.scheduler.spec.keys import Loc, Problems
 from longrun.scheduler.spec.worker import WorkerSpec
+from longrun.scheduler.workers.claude_code import ClaudeCodeWorkerSpec
 from longrun.scheduler.workers.scripted import ScriptedWorkerSpec
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ BACKENDS: dict[str, Backend] = {
     for backend in (
         Backend("anthropic", WorkerSpec, "longrun.scheduler.workers.anthropic_agent:make_worker", True),
         Backend("scripted", ScriptedWorkerSpec, "longrun.scheduler.workers.scripted:make_worker", True),
+        Backend("claude-code", ClaudeCodeWorkerSpec, "longrun.scheduler.workers.claude_code:make_worker"),
     )
 }
 

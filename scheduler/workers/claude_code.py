@@ -1,0 +1,264 @@
+"""The `claude-code` backend: Claude Code (the CLI bundled with `claude-agent-sdk`) does the work,
+longrun meters, polices and records it.
+
+The CLI makes its own API calls, so it is pointed (`ANTHROPIC_BASE_URL`, for its process only)
+at a metering proxy on loopback: each call is admitted against the caps before it leaves, and
+its usage comes back as the session's `model_call` events, priced by longrun's table. Every tool
+call goes through the run's approval policy (the SDK's permission callback) and is recorded with
+its result. With `script` set, the upstream is the scripted model server, so a run, the demo and
+the tests need neither a network nor a key.
+
+Not yet here (issue 15): pausing for a person on an `ask` decision (it is refused, with the
+reason, for now), longrun's own tools (handoff, ask_human, propose_features) served to the CLI,
+usage-limit resets, and an exact resume of the Claude session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from pydantic import StrictInt, StrictStr, ValidationInfo, field_validator
+
+from longrun.scheduler.spec.keys import spec_key
+from longrun.scheduler.spec.worker import WorkerSpec, script_ref
+from longrun.scheduler.workers.base import (
+    EndReason,
+    ModelCall,
+    Reporter,
+    ToolDecision,
+    Worker,
+    WorkerHooks,
+    WorkerOutcome,
+    WorkerSetup,
+    WorkerTask,
+    WorkerUnavailable,
+)
+from longrun.store.errors import BudgetExhausted
+from longrun.store.models import utcnow
+
+API = "https://api.anthropic.com"
+SCRIPTED_KEY = "scripted-model-needs-no-key"
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "dontAsk")
+"""The CLI's modes a supervised session may run in (never one that skips the permission check)."""
+
+TOOL_NAMES = {
+    "Bash": "bash",
+    "Read": "read",
+    "Write": "write",
+    "Edit": "edit",
+    "Glob": "glob",
+    "Grep": "grep",
+}
+"""Claude Code's tools under the names the approval policy's rules use."""
+
+
+class ClaudeCodeWorkerSpec(WorkerSpec):
+    """`[worker]` with `backend = "claude-code"`."""
+
+    allowed_tools: list[StrictStr] = spec_key(
+        factory=list, kind="a list of strings", meaning="Claude Code tools the session may use without asking"
+    )
+    disallowed_tools: list[StrictStr] = spec_key(
+        factory=list, kind="a list of strings", meaning="Claude Code tools the session may never use"
+    )
+    permission_mode: StrictStr = spec_key(
+        "default",
+        kind="a string",
+        expected="one of " + ", ".join(f'"{m}"' for m in PERMISSION_MODES),
+        meaning="Claude Code's permission mode (longrun's approval policy applies in every mode)",
+        pattern="^(" + "|".join(PERMISSION_MODES) + ")$",
+    )
+    max_turns: StrictInt | None = spec_key(
+        None, kind="an integer", expected="an integer of at least 1", meaning="agent turns per session", ge=1
+    )
+    cli_path: StrictStr | None = spec_key(
+        None, kind="a string", meaning="a `claude` of your own instead of the one bundled with the SDK"
+    )
+    settings: StrictStr | None = spec_key(
+        None, kind="a string", meaning="Claude Code settings (a path or JSON), passed through"
+    )
+    script: StrictStr | None = spec_key(
+        None,
+        kind="a string",
+        expected="a built-in script name or a path to a script file",
+        meaning="serve this scripted model to the CLI instead of the API (tests and the demo)",
+    )
+
+    @field_validator("script")
+    @classmethod
+    def _script_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return script_ref(value, info)
+
+
+def policy_view(name: str, tool_input: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A Claude Code tool call as the approval policy reads calls: its name, and `path` for a file."""
+    args = dict(tool_input)
+    if "file_path" in args and "path" not in args:
+        args["path"] = args["file_path"]
+    return TOOL_NAMES.get(name, name), args
+
+
+class ClaudeCodeWorker:
+    def __init__(self, spec: ClaudeCodeWorkerSpec, setup: WorkerSetup) -> None:
+        self.spec = spec
+        self.setup = setup
+
+    async def run(self, task: WorkerTask, hooks: WorkerHooks, report: Reporter) -> WorkerOutcome:
+        from longrun.scheduler.endpoints.metering import Metered, MeteringProxy
+
+        server = None
+        if self.spec.script is not None:
+            from longrun.scheduler.endpoints.scripted import ScriptedModelServer, load_script
+
+            script = load_script(self.spec.script, self.setup.spec_dir)
+            server = ScriptedModelServer(script, first_session=self.setup.session_n - 1)
+            upstream = server.start()
+            report.event("scripted_model", {"script": self.spec.script, "base_url": upstream})
+        else:
+            upstream = self.spec.base_url or API
+        metered: list[Metered] = []
+        refused: list[BudgetExhausted] = []
+        proxy = MeteringProxy(upstream, hooks.check_call, metered.append, on_refused=refused.append)
+        try:
+            proxy.start()
+            outcome = await self._session(task, hooks, report, proxy.base_url, metered)
+        finally:
+            proxy.stop()
+            if server is not None:
+                server.stop()
+        _report_calls(report, metered)
+        if refused:
+            return WorkerOutcome(EndReason.budget, refused[0].message)
+        return outcome
+
+    async def _session(
+        self, task: WorkerTask, hooks: WorkerHooks, report: Reporter, base_url: str, metered: list[Any]
+    ) -> WorkerOutcome:
+        from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
+        from claude_agent_sdk.types import PermissionResultAllow, PermissionResultDeny
+
+        async def can_use_tool(name: str, tool_input: dict[str, Any], _context: Any) -> Any:
+            decision = hooks.tool_policy(*policy_view(name, tool_input))
+            if hooks.should_stop():
+                return PermissionResultDeny(message="not run: this session is stopping")
+            if decision is ToolDecision.allow:
+                return PermissionResultAllow()
+            return PermissionResultDeny(message=f"not run: the run's approval policy says {decision}")
+
+        env = {
+            "ANTHROPIC_BASE_URL": base_url,
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        }
+        if self.spec.script is not None:
+            env["ANTHROPIC_API_KEY"] = SCRIPTED_KEY
+        options = ClaudeAgentOptions(
+            cwd=str(task.workspace),
+            model=self.spec.model,
+            allowed_tools=list(self.spec.allowed_tools),
+            disallowed_tools=list(self.spec.disallowed_tools),
+            permission_mode=self.spec.permission_mode,  # type: ignore[arg-type]
+            max_turns=self.spec.max_turns,
+            cli_path=self.spec.cli_path,
+            settings=self.spec.settings,
+            env=env,
+            can_use_tool=can_use_tool,
+            stderr=lambda _line: None,
+        )
+        calls: dict[str, str] = {}
+        seconds = max(1.0, (task.deadline - utcnow()).total_seconds())
+        try:
+            async with asyncio.timeout(seconds), ClaudeSDKClient(options) as client:
+                await client.query(task.context)
+                async for message in client.receive_response():
+                    _report_calls(report, metered)
+                    ended = _follow(message, calls, report, hooks)
+                    if ended is not None:
+                        return ended
+        except TimeoutError:
+            return WorkerOutcome(EndReason.stopped, "the time box ran out")
+        except ImportError as exc:
+            raise WorkerUnavailable(f"claude-code: {exc}") from None
+        return WorkerOutcome(EndReason.finished, "Claude Code ended its turn")
+
+
+def _follow(
+    message: Any, calls: dict[str, str], report: Reporter, hooks: WorkerHooks
+) -> WorkerOutcome | None:
+    """Record what one message of the CLI's says happened; the outcome when it ends the session."""
+    from claude_agent_sdk import AssistantMessage, ResultMessage, ToolResultBlock, ToolUseBlock, UserMessage
+
+    if isinstance(message, AssistantMessage):
+        for block in message.content:
+            if isinstance(block, ToolUseBlock):
+                calls[block.id] = block.name
+                name, args = policy_view(block.name, block.input)
+                report.event("tool_call", {"tool": name, "input": args, "claude_tool": block.name})
+    elif isinstance(message, UserMessage) and isinstance(message.content, list):
+        for block in message.content:
+            if isinstance(block, ToolResultBlock):
+                tool = TOOL_NAMES.get(calls.get(block.tool_use_id, ""), "tool")
+                output, is_error = _text(block.content), bool(block.is_error)
+                report.event("tool_result", {"tool": tool, "is_error": is_error, "output": output})
+                hooks.after_tool(tool, is_error, output)
+    elif isinstance(message, ResultMessage):
+        report.event(
+            "claude_result",
+            {
+                "claude_session_id": message.session_id,
+                "subtype": message.subtype,
+                "num_turns": message.num_turns,
+                "total_cost_usd": message.total_cost_usd,
+                "is_error": message.is_error,
+            },
+        )
+        if message.is_error:
+            return WorkerOutcome(EndReason.api_error, (message.result or message.subtype)[:300])
+    return None
+
+
+def _report_calls(report: Reporter, metered: list[Any]) -> None:
+    """The calls the proxy metered since the last look, as `model_call` events, in order."""
+    while metered:
+        m = metered.pop(0)
+        if m.status != 200:
+            continue
+        report.model_call(
+            ModelCall(
+                model=m.model,
+                request_id=m.request_id,
+                message_id=m.message_id or "",
+                stop_reason=m.stop_reason,
+                input_tokens=m.input_tokens,
+                output_tokens=m.output_tokens,
+                cache_write_tokens=m.cache_write_tokens,
+                cache_read_tokens=m.cache_read_tokens,
+                max_tokens=m.max_tokens_sent,
+                duration_ms=int(m.duration_ms),
+                text="",
+                tool_calls=list(m.tool_calls),
+            )
+        )
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content[-4000:]
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))[-4000:]
+    return ""
+
+
+def make_worker(spec: WorkerSpec, setup: WorkerSetup) -> Worker:
+    assert isinstance(spec, ClaudeCodeWorkerSpec)
+    try:
+        import claude_agent_sdk  # noqa: F401
+    except ImportError:
+        raise WorkerUnavailable(
+            'worker.backend = "claude-code" needs Claude Code: pip install "longrun[claude-code]"'
+        ) from None
+    if spec.cli_path is not None and not Path(spec.cli_path).exists():
+        raise WorkerUnavailable(f"worker.cli_path: {spec.cli_path} does not exist")
+    return ClaudeCodeWorker(spec, setup)

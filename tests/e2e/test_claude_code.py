@@ -1,0 +1,83 @@
+"""The claude-code backend with the real Claude Code CLI (bundled with claude-agent-sdk), through
+the metering proxy, against the scripted model server: no network, no key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_script
+
+from longrun.scheduler.control import create_run_from_file, run_session_now
+from longrun.store import log, runs
+from longrun.store.db import Store
+from longrun.store.errors import SpecError
+
+pytest.importorskip("claude_agent_sdk")
+
+
+def _spec(tmp_path: Path, sessions: list[list[dict]], worker: str = "") -> Path:
+    (tmp_path / "workspace").mkdir(exist_ok=True)
+    write_script(tmp_path / "script.json", sessions)
+    spec = tmp_path / "longrun.toml"
+    spec.write_text(
+        'name = "cc"\ngoal = "Write hello.txt."\nworkspace = "workspace"\n'
+        f'[worker]\nbackend = "claude-code"\nscript = "script.json"\n{worker}\n'
+        '[session]\ntime_box = "3m"\nwrap_up = "20s"\n[budget]\nusd = 5.0\n'
+        '[[features]]\nid = "hello"\ndescription = "hello.txt exists."\ncheck = "test -f hello.txt"\n'
+    )
+    return spec
+
+
+@pytest.fixture(autouse=True)
+def _claude_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI keeps its state under $HOME/.claude: a fresh one per test."""
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+
+
+def test_a_claude_code_session_is_metered_policed_recorded_and_judged(store: Store, tmp_path: Path) -> None:
+    session = [
+        {"tool": "Bash", "input": {"command": "echo hello > hello.txt"}},
+        {"tool": "Bash", "input": {"command": "git push origin HEAD"}},
+        {"text": "Wrote hello.txt; the push was refused."},
+    ]
+    run = create_run_from_file(store, _spec(tmp_path, [session]))
+    ended = run_session_now(store, run.id)
+    assert ended.state == "ended" and ended.end_reason == "finished", ended.end_reason
+    calls = log.read_events(store, run.id, kinds=["model_call"])
+    assert len(calls) == 3 and all(c.data["usage"]["output_tokens"] > 0 for c in calls)
+    assert calls[0].data["max_tokens"] <= 128_000 and calls[0].data["tool_calls"] == ["Bash"]
+    assert runs.get_session(store, ended.id).usage.usd == pytest.approx(
+        sum(c.data["usage"]["usd"] for c in calls)
+    )
+    commands = [e.data["input"]["command"] for e in log.read_events(store, run.id, kinds=["tool_call"])]
+    assert commands == ["echo hello > hello.txt", "git push origin HEAD"]
+    results = log.read_events(store, run.id, kinds=["tool_result"])
+    assert not results[0].data["is_error"]
+    assert results[1].data["is_error"] and "approval policy" in results[1].data["output"]
+    result = log.read_events(store, run.id, kinds=["claude_result"])[0].data
+    assert result["claude_session_id"] and result["num_turns"] >= 1
+    assert runs.get_run(store, run.id).head_checkpoint_id is not None
+    statuses = {
+        v.feature_id: v.status
+        for v in runs.verdicts_at(store, [runs.get_run(store, run.id).head_checkpoint_id])[
+            runs.get_run(store, run.id).head_checkpoint_id
+        ]
+    }
+    assert statuses == {"hello": "pass"}
+
+
+def test_the_claude_code_table_is_checked_like_every_other(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="permission_mode"):
+        create_run_from_file(
+            store, _spec(tmp_path, [[{"text": "x"}]], 'permission_mode = "bypassPermissions"')
+        )
+    with pytest.raises(SpecError, match='only used when worker.backend = "claude-code"'):
+        spec = _spec(tmp_path, [[{"text": "x"}]])
+        spec.write_text(
+            spec.read_text()
+            .replace('backend = "claude-code"', 'backend = "anthropic"')
+            .replace('script = "script.json"', "max_turns = 3")
+        )
+        create_run_from_file(store, spec)
