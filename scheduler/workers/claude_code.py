@@ -43,6 +43,9 @@ SCRIPTED_KEY = "scripted-model-needs-no-key"
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "dontAsk")
 """The CLI's modes a supervised session may run in (never one that skips the permission check)."""
 
+PRICE_TOLERANCE = 0.01
+"""How far the CLI's own cost may be from longrun's price of the same calls before it is an event."""
+
 TOOL_NAMES = {
     "Bash": "bash",
     "Read": "read",
@@ -128,7 +131,7 @@ class ClaudeCodeWorker:
             proxy.stop()
             if server is not None:
                 server.stop()
-        _report_calls(report, metered)
+        _report_calls(report, metered)  # what came after the CLI's last message
         if refused:
             return WorkerOutcome(EndReason.budget, refused[0].message)
         return outcome
@@ -168,13 +171,14 @@ class ClaudeCodeWorker:
             stderr=lambda _line: None,
         )
         calls: dict[str, str] = {}
+        priced = 0.0
         seconds = max(1.0, (task.deadline - utcnow()).total_seconds())
         try:
             async with asyncio.timeout(seconds), ClaudeSDKClient(options) as client:
                 await client.query(task.context)
                 async for message in client.receive_response():
-                    _report_calls(report, metered)
-                    ended = _follow(message, calls, report, hooks)
+                    priced += _report_calls(report, metered)
+                    ended = _follow(message, calls, report, hooks, priced)
                     if ended is not None:
                         return ended
         except TimeoutError:
@@ -185,9 +189,12 @@ class ClaudeCodeWorker:
 
 
 def _follow(
-    message: Any, calls: dict[str, str], report: Reporter, hooks: WorkerHooks
+    message: Any, calls: dict[str, str], report: Reporter, hooks: WorkerHooks, priced: float
 ) -> WorkerOutcome | None:
-    """Record what one message of the CLI's says happened; the outcome when it ends the session."""
+    """Record what one message of the CLI's says happened; the outcome when it ends the session.
+
+    `priced` is what longrun's price table made of the calls so far, set beside the CLI's own
+    `total_cost_usd` when the result comes (a difference over 1 % is an event: a stale table)."""
     from claude_agent_sdk import AssistantMessage, ResultMessage, ToolResultBlock, ToolUseBlock, UserMessage
 
     if isinstance(message, AssistantMessage):
@@ -211,21 +218,37 @@ def _follow(
                 "subtype": message.subtype,
                 "num_turns": message.num_turns,
                 "total_cost_usd": message.total_cost_usd,
+                "longrun_usd": round(priced, 6),
                 "is_error": message.is_error,
             },
         )
+        claimed = message.total_cost_usd
+        if claimed is not None and abs(claimed - priced) > PRICE_TOLERANCE * max(claimed, priced):
+            report.event(
+                "price_mismatch",
+                {
+                    "claude_usd": claimed,
+                    "longrun_usd": round(priced, 6),
+                    "difference_pct": round(100 * abs(claimed - priced) / max(claimed, priced), 2),
+                },
+            )
         if message.is_error:
             return WorkerOutcome(EndReason.api_error, (message.result or message.subtype)[:300])
     return None
 
 
-def _report_calls(report: Reporter, metered: list[Any]) -> None:
-    """The calls the proxy metered since the last look, as `model_call` events, in order."""
+def _report_calls(report: Reporter, metered: list[Any]) -> float:
+    """The calls the proxy metered since the last look, as `model_call` events (and `api_error`
+    ones for calls the API refused), in order; returns what they cost by longrun's prices."""
+    usd = 0.0
     while metered:
         m = metered.pop(0)
         if m.status != 200:
+            report.event(
+                "api_error", {"status": m.status, "request_id": m.request_id, "via": "metering proxy"}
+            )
             continue
-        report.model_call(
+        usage = report.model_call(
             ModelCall(
                 model=m.model,
                 request_id=m.request_id,
@@ -241,6 +264,8 @@ def _report_calls(report: Reporter, metered: list[Any]) -> None:
                 tool_calls=list(m.tool_calls),
             )
         )
+        usd += usage.usd
+    return usd
 
 
 def _text(content: Any) -> str:

@@ -58,6 +58,10 @@ def test_a_claude_code_session_is_metered_policed_recorded_and_judged(store: Sto
     assert results[1].data["is_error"] and "approval policy" in results[1].data["output"]
     result = log.read_events(store, run.id, kinds=["claude_result"])[0].data
     assert result["claude_session_id"] and result["num_turns"] >= 1
+    assert result["longrun_usd"] == pytest.approx(runs.get_session(store, ended.id).usage.usd, abs=1e-6)
+    claimed, ours = result["total_cost_usd"], result["longrun_usd"]
+    mismatch = log.read_events(store, run.id, kinds=["price_mismatch"])
+    assert bool(mismatch) == (abs(claimed - ours) > 0.01 * max(claimed, ours))
     assert runs.get_run(store, run.id).head_checkpoint_id is not None
     statuses = {
         v.feature_id: v.status
