@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import StrictInt, StrictStr, ValidationInfo, field_validator
 
+from longrun.scheduler.guards.usage_limits import is_limit_text, reset_from_headers, reset_from_text
 from longrun.scheduler.spec.keys import spec_key
 from longrun.scheduler.spec.worker import WorkerSpec, script_ref
 from longrun.scheduler.workers.base import (
@@ -109,7 +110,7 @@ class ClaudeCodeWorker:
         self.setup = setup
 
     async def run(self, task: WorkerTask, hooks: WorkerHooks, report: Reporter) -> WorkerOutcome:
-        from longrun.scheduler.endpoints.metering import Metered, MeteringProxy
+        from longrun.scheduler.endpoints.metering import LimitHit, Metered, MeteringProxy
 
         server = None
         if self.spec.script is not None:
@@ -123,7 +124,10 @@ class ClaudeCodeWorker:
             upstream = self.spec.base_url or API
         metered: list[Metered] = []
         refused: list[BudgetExhausted] = []
-        proxy = MeteringProxy(upstream, hooks.check_call, metered.append, on_refused=refused.append)
+        limits: list[LimitHit] = []
+        proxy = MeteringProxy(
+            upstream, hooks.check_call, metered.append, on_limit=limits.append, on_refused=refused.append
+        )
         try:
             proxy.start()
             outcome = await self._session(task, hooks, report, proxy.base_url, metered)
@@ -134,6 +138,13 @@ class ClaudeCodeWorker:
         _report_calls(report, metered)  # what came after the CLI's last message
         if refused:
             return WorkerOutcome(EndReason.budget, refused[0].message)
+        if limits:
+            hit = limits[-1]
+            report.event("rate_limited_by_api", {"status": hit.status, "message": hit.message[:300]})
+            retry_at = reset_from_headers(hit.headers, utcnow())
+            return WorkerOutcome(
+                EndReason.rate_limited, hit.message[:300] or "the API's usage limit", retry_at
+            )
         return outcome
 
     async def _session(
@@ -232,8 +243,11 @@ def _follow(
                     "difference_pct": round(100 * abs(claimed - priced) / max(claimed, priced), 2),
                 },
             )
+        said = message.result or ""
+        if is_limit_text(said):
+            return WorkerOutcome(EndReason.rate_limited, said[:300], reset_from_text(said, utcnow()))
         if message.is_error:
-            return WorkerOutcome(EndReason.api_error, (message.result or message.subtype)[:300])
+            return WorkerOutcome(EndReason.api_error, (said or message.subtype)[:300])
     return None
 
 

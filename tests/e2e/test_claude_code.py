@@ -3,6 +3,7 @@ the metering proxy, against the scripted model server: no network, no key."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from longrun.scheduler.control import create_run_from_file, run_session_now
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import SpecError
+from longrun.store.models import utcnow
 
 pytest.importorskip("claude_agent_sdk")
 
@@ -85,3 +87,24 @@ def test_the_claude_code_table_is_checked_like_every_other(store: Store, tmp_pat
             .replace('script = "script.json"', "max_turns = 3")
         )
         create_run_from_file(store, spec)
+
+
+def test_a_usage_limit_with_a_reset_ends_the_session_rate_limited_without_a_retry_storm(
+    store: Store, tmp_path: Path
+) -> None:
+    limited = {"error": 429, "retry_after": "2h"}
+    run = create_run_from_file(store, _spec(tmp_path, [[limited, limited, {"text": "too soon"}]]))
+    before = utcnow()
+    ended = run_session_now(store, run.id)
+    assert ended.state == "ended" and ended.end_reason == "rate_limited"
+    [limit] = log.read_events(store, run.id, kinds=["rate_limited"])
+    retry_at = datetime.fromisoformat(limit.data["retry_at"])
+    assert (
+        before + timedelta(hours=2) - timedelta(minutes=1)
+        <= retry_at
+        <= utcnow() + timedelta(hours=2, minutes=1)
+    )
+    assert log.read_events(store, run.id, kinds=["model_call"]) == []
+    assert len(log.read_events(store, run.id, kinds=["api_error"])) == 1, (
+        "the CLI retried a limit with a reset"
+    )
