@@ -8,9 +8,11 @@ call goes through the run's approval policy (the SDK's permission callback) and 
 its result. With `script` set, the upstream is the scripted model server, so a run, the demo and
 the tests need neither a network nor a key.
 
+longrun's `handoff` is an in-process MCP tool of the CLI's. A usage limit with a reset (the CLI's
+words, or a 429 the proxy saw) ends the session `rate_limited` with `retry_at`.
+
 Not yet here (issue 15): pausing for a person on an `ask` decision (it is refused, with the
-reason, for now), longrun's own tools (handoff, ask_human, propose_features) served to the CLI,
-usage-limit resets, and an exact resume of the Claude session.
+reason, for now), `ask_human` and `propose_features`, and an exact resume of the Claude session.
 """
 
 from __future__ import annotations
@@ -47,7 +49,11 @@ PERMISSION_MODES = ("default", "acceptEdits", "plan", "dontAsk")
 PRICE_TOLERANCE = 0.01
 """How far the CLI's own cost may be from longrun's price of the same calls before it is an event."""
 
+MCP_SERVER = "longrun"
+"""The in-process MCP server that serves longrun's own tools to the CLI (`mcp__longrun__handoff`)."""
+
 TOOL_NAMES = {
+    f"mcp__{MCP_SERVER}__handoff": "handoff",
     "Bash": "bash",
     "Read": "read",
     "Write": "write",
@@ -150,7 +156,7 @@ class ClaudeCodeWorker:
     async def _session(
         self, task: WorkerTask, hooks: WorkerHooks, report: Reporter, base_url: str, metered: list[Any]
     ) -> WorkerOutcome:
-        from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
+        from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, create_sdk_mcp_server
         from claude_agent_sdk.types import PermissionResultAllow, PermissionResultDeny
 
         async def can_use_tool(name: str, tool_input: dict[str, Any], _context: Any) -> Any:
@@ -165,6 +171,7 @@ class ClaudeCodeWorker:
             "ANTHROPIC_BASE_URL": base_url,
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
+            "ENABLE_TOOL_SEARCH": "false",  # longrun's tools listed, not deferred behind a search
         }
         if self.spec.script is not None:
             env["ANTHROPIC_API_KEY"] = SCRIPTED_KEY
@@ -178,6 +185,7 @@ class ClaudeCodeWorker:
             cli_path=self.spec.cli_path,
             settings=self.spec.settings,
             env=env,
+            mcp_servers={MCP_SERVER: create_sdk_mcp_server(MCP_SERVER, tools=[_handoff_tool(hooks)])},
             can_use_tool=can_use_tool,
             stderr=lambda _line: None,
         )
@@ -197,6 +205,48 @@ class ClaudeCodeWorker:
         except ImportError as exc:
             raise WorkerUnavailable(f"claude-code: {exc}") from None
         return WorkerOutcome(EndReason.finished, "Claude Code ended its turn")
+
+
+HANDOFF_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "done": {"type": "array", "items": {"type": "string"}, "description": "What this session finished."},
+        "next": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "What the next session should do, most important first.",
+        },
+        "blockers": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "What stops progress and needs a person or a decision.",
+        },
+        "notes": {"type": "string", "description": "Anything else the next session must know."},
+    },
+    "required": ["done", "next"],
+}
+
+
+def _handoff_tool(hooks: WorkerHooks) -> Any:
+    """longrun's `handoff`, as the built-in worker has it: the note the next session starts from,
+    and a checkpoint of the workspace."""
+    from claude_agent_sdk import tool
+
+    @tool(
+        "handoff",
+        "Leave the structured note the next session starts from, and checkpoint the workspace.",
+        HANDOFF_SCHEMA,
+    )
+    async def handoff(args: dict[str, Any]) -> dict[str, Any]:
+        note = {
+            "done": [str(x) for x in args.get("done") or []],
+            "next": [str(x) for x in args.get("next") or []],
+            "blockers": [str(x) for x in args.get("blockers") or []],
+            "notes": str(args.get("notes") or ""),
+        }
+        return {"content": [{"type": "text", "text": hooks.handoff(note)}]}
+
+    return handoff
 
 
 def _follow(

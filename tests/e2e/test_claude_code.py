@@ -42,19 +42,29 @@ def test_a_claude_code_session_is_metered_policed_recorded_and_judged(store: Sto
     session = [
         {"tool": "Bash", "input": {"command": "echo hello > hello.txt"}},
         {"tool": "Bash", "input": {"command": "git push origin HEAD"}},
+        {
+            "tool": "mcp__longrun__handoff",
+            "input": {"done": ["wrote hello.txt"], "next": ["push"], "notes": "n"},
+        },
         {"text": "Wrote hello.txt; the push was refused."},
     ]
     run = create_run_from_file(store, _spec(tmp_path, [session]))
     ended = run_session_now(store, run.id)
     assert ended.state == "ended" and ended.end_reason == "finished", ended.end_reason
     calls = log.read_events(store, run.id, kinds=["model_call"])
-    assert len(calls) == 3 and all(c.data["usage"]["output_tokens"] > 0 for c in calls)
+    assert len(calls) == 4 and all(c.data["usage"]["output_tokens"] > 0 for c in calls)
     assert calls[0].data["max_tokens"] <= 128_000 and calls[0].data["tool_calls"] == ["Bash"]
     assert runs.get_session(store, ended.id).usage.usd == pytest.approx(
         sum(c.data["usage"]["usd"] for c in calls)
     )
-    commands = [e.data["input"]["command"] for e in log.read_events(store, run.id, kinds=["tool_call"])]
+    tool_calls = log.read_events(store, run.id, kinds=["tool_call"])
+    commands = [e.data["input"]["command"] for e in tool_calls if e.data["tool"] == "bash"]
     assert commands == ["echo hello > hello.txt", "git push origin HEAD"]
+    assert [e.data["tool"] for e in tool_calls] == ["bash", "bash", "handoff"]
+    [handoff] = log.read_events(store, run.id, kinds=["handoff"])
+    assert handoff.data == {"done": ["wrote hello.txt"], "next": ["push"], "blockers": [], "notes": "n"}
+    reasons = [cp.reason for cp in runs.list_checkpoints(store, run.id)]
+    assert "handoff" in reasons
     results = log.read_events(store, run.id, kinds=["tool_result"])
     assert not results[0].data["is_error"]
     assert results[1].data["is_error"] and "approval policy" in results[1].data["output"]
