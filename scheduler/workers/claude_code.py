@@ -8,11 +8,12 @@ call goes through the run's approval policy (the SDK's permission callback) and 
 its result. With `script` set, the upstream is the scripted model server, so a run, the demo and
 the tests need neither a network nor a key.
 
-longrun's `handoff` is an in-process MCP tool of the CLI's. A usage limit with a reset (the CLI's
-words, or a 429 the proxy saw) ends the session `rate_limited` with `retry_at`.
+longrun's `handoff` (and `propose_features` in an initializer) are in-process MCP tools of the
+CLI's. A usage limit with a reset (the CLI's words, or a 429 the proxy saw) ends the session
+`rate_limited` with `retry_at`.
 
 Not yet here (issue 15): pausing for a person on an `ask` decision (it is refused, with the
-reason, for now), `ask_human` and `propose_features`, and an exact resume of the Claude session.
+reason, for now), `ask_human`, and an exact resume of the Claude session.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ MCP_SERVER = "longrun"
 
 TOOL_NAMES = {
     f"mcp__{MCP_SERVER}__handoff": "handoff",
+    f"mcp__{MCP_SERVER}__propose_features": "propose_features",
     "Bash": "bash",
     "Read": "read",
     "Write": "write",
@@ -185,7 +187,7 @@ class ClaudeCodeWorker:
             cli_path=self.spec.cli_path,
             settings=self.spec.settings,
             env=env,
-            mcp_servers={MCP_SERVER: create_sdk_mcp_server(MCP_SERVER, tools=[_handoff_tool(hooks)])},
+            mcp_servers={MCP_SERVER: create_sdk_mcp_server(MCP_SERVER, tools=_longrun_tools(hooks))},
             can_use_tool=can_use_tool,
             stderr=lambda _line: None,
         )
@@ -247,6 +249,65 @@ def _handoff_tool(hooks: WorkerHooks) -> Any:
         return {"content": [{"type": "text", "text": hooks.handoff(note)}]}
 
     return handoff
+
+
+PROPOSE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "features": {
+            "type": "array",
+            "description": "The features that, all passing, mean the goal is met.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "description": 'lowercase letters, digits, "-", "_" or "."'},
+                    "description": {"type": "string", "description": "one sentence"},
+                    "check": {"type": "string", "description": "a shell command that exits 0 when done"},
+                    "rubric": {"type": "string", "description": "what a reviewer model must see"},
+                },
+                "required": ["id", "description"],
+            },
+        }
+    },
+    "required": ["features"],
+}
+
+
+def _longrun_tools(hooks: WorkerHooks) -> list[Any]:
+    """longrun's own tools for the CLI: `handoff` always, `propose_features` in an initializer."""
+    tools = [_handoff_tool(hooks)]
+    if hooks.propose_features is not None:
+        tools.append(_propose_tool(hooks.propose_features))
+    return tools
+
+
+def _propose_tool(record: Any) -> Any:
+    """The initializer's `propose_features`: the done-condition a person reviews before coding."""
+    from claude_agent_sdk import tool
+
+    @tool(
+        "propose_features",
+        "Propose the run's done-condition: the features that, all passing, mean the goal is met. "
+        "Each has an id, a one-sentence description, and a check (a shell command run in the "
+        "workspace that exits 0 when the feature is done) and/or a rubric. A person reviews it.",
+        PROPOSE_SCHEMA,
+    )
+    async def propose_features(args: dict[str, Any]) -> dict[str, Any]:
+        features = [
+            {k: v for k, v in f.items() if k in ("id", "description", "check", "rubric") and v is not None}
+            for f in args.get("features") or []
+            if isinstance(f, dict)
+        ]
+        try:
+            said = record(features)
+        except ValueError as exc:
+            return {
+                "content": [{"type": "text", "text": f"the proposal was not recorded: {exc}"}],
+                "is_error": True,
+            }
+        return {"content": [{"type": "text", "text": said}]}
+
+    return propose_features
 
 
 def _follow(

@@ -118,3 +118,32 @@ def test_a_usage_limit_with_a_reset_ends_the_session_rate_limited_without_a_retr
     assert len(log.read_events(store, run.id, kinds=["api_error"])) == 1, (
         "the CLI retried a limit with a reset"
     )
+
+
+def test_an_initializer_session_proposes_the_done_condition_through_its_mcp_tool(
+    store: Store, tmp_path: Path
+) -> None:
+    proposal = {
+        "features": [
+            {"id": "hello", "description": "hello.txt exists.", "check": "test -f hello.txt"},
+            {"id": "readme", "description": "The README says hello.", "rubric": "It greets the reader."},
+        ]
+    }
+    session = [
+        {
+            "tool": "mcp__longrun__propose_features",
+            "input": {"features": [{"id": "Bad Id", "description": "x"}]},
+        },
+        {"tool": "mcp__longrun__propose_features", "input": proposal},
+        {"text": "Proposed two features."},
+    ]
+    spec = _spec(tmp_path, [session])
+    spec.write_text(spec.read_text().split("[[features]]")[0])
+    run = create_run_from_file(store, spec)
+    ended = run_session_now(store, run.id)
+    assert ended.state == "ended"
+    [pending] = runs.list_approvals(store, run.id, state="pending")
+    assert pending.kind == "done_condition"
+    assert [f["id"] for f in pending.request["features"]] == ["hello", "readme"]
+    results = [e.data for e in log.read_events(store, run.id, kinds=["tool_result"])]
+    assert results[0]["is_error"] and "not recorded" in results[0]["output"]
