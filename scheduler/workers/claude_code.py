@@ -104,6 +104,16 @@ class ClaudeCodeWorkerSpec(WorkerSpec):
         return script_ref(value, info)
 
 
+def _decided(decision: str, reason: str) -> dict[str, Any]:
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": decision,
+            "permissionDecisionReason": reason,
+        }
+    }
+
+
 def policy_view(name: str, tool_input: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A Claude Code tool call as the approval policy reads calls: its name, and `path` for a file."""
     args = dict(tool_input)
@@ -158,16 +168,24 @@ class ClaudeCodeWorker:
     async def _session(
         self, task: WorkerTask, hooks: WorkerHooks, report: Reporter, base_url: str, metered: list[Any]
     ) -> WorkerOutcome:
-        from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, create_sdk_mcp_server
-        from claude_agent_sdk.types import PermissionResultAllow, PermissionResultDeny
+        from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, HookMatcher, create_sdk_mcp_server
+        from claude_agent_sdk.types import PermissionResultDeny
 
-        async def can_use_tool(name: str, tool_input: dict[str, Any], _context: Any) -> Any:
-            decision = hooks.tool_policy(*policy_view(name, tool_input))
+        async def police(event: Any, _tool_use_id: str | None, _context: Any) -> Any:
+            """Every tool call, in every permission mode and whatever `allowed_tools` says, is
+            decided here by the run's approval policy: the CLI's own permission rules never see
+            a call this has not decided."""
             if hooks.should_stop():
-                return PermissionResultDeny(message="not run: this session is stopping")
+                return _decided("deny", "not run: this session is stopping")
+            decision = hooks.tool_policy(
+                *policy_view(event["tool_name"], dict(event.get("tool_input") or {}))
+            )
             if decision is ToolDecision.allow:
-                return PermissionResultAllow()
-            return PermissionResultDeny(message=f"not run: the run's approval policy says {decision}")
+                return _decided("allow", "the run's approval policy allows it")
+            return _decided("deny", f"not run: the run's approval policy says {decision}")
+
+        async def can_use_tool(_name: str, _input: dict[str, Any], _context: Any) -> Any:
+            return PermissionResultDeny(message="not run: longrun's approval policy did not decide this call")
 
         env = {
             "ANTHROPIC_BASE_URL": base_url,
@@ -189,6 +207,7 @@ class ClaudeCodeWorker:
             env=env,
             mcp_servers={MCP_SERVER: create_sdk_mcp_server(MCP_SERVER, tools=_longrun_tools(hooks))},
             can_use_tool=can_use_tool,
+            hooks={"PreToolUse": [HookMatcher(matcher=None, hooks=[police])]},
             stderr=lambda _line: None,
         )
         calls: dict[str, str] = {}

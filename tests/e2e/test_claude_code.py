@@ -147,3 +147,24 @@ def test_an_initializer_session_proposes_the_done_condition_through_its_mcp_tool
     assert [f["id"] for f in pending.request["features"]] == ["hello", "readme"]
     results = [e.data for e in log.read_events(store, run.id, kinds=["tool_result"])]
     assert results[0]["is_error"] and "not recorded" in results[0]["output"]
+
+
+def test_allowed_tools_and_a_lenient_mode_do_not_get_a_call_past_longrun_s_rules(
+    store: Store, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    session = [
+        {"tool": "Bash", "input": {"command": "git push origin HEAD"}},
+        {"tool": "Write", "input": {"file_path": str(outside), "content": "escaped"}},
+        {"tool": "Write", "input": {"file_path": "hello.txt", "content": "inside"}},
+        {"text": "Tried."},
+    ]
+    worker = 'allowed_tools = ["Bash", "Write"]\npermission_mode = "acceptEdits"'
+    run = create_run_from_file(store, _spec(tmp_path, [session], worker))
+    ended = run_session_now(store, run.id)
+    assert ended.end_reason == "finished"
+    results = [e.data for e in log.read_events(store, run.id, kinds=["tool_result"])]
+    assert [r["is_error"] for r in results] == [True, True, False]
+    assert all("approval policy" in r["output"] for r in results[:2])
+    assert not outside.exists()
+    assert (Path(run.workspace) / "hello.txt").read_text() == "inside"
