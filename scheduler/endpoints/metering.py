@@ -20,13 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from longrun.scheduler.endpoints.loopback import LoopbackHTTPServer, LoopbackServer
 from longrun.store.errors import BudgetExhausted
 
 Admit = Callable[[dict[str, Any]], dict[str, Any]]
@@ -144,14 +144,9 @@ def refusal_body(message: str) -> dict[str, Any]:
     }
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: MeteringProxy
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _HTTPServer
+    server: LoopbackHTTPServer
     server_version = "longrun-metering"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
@@ -165,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._forward(self.rfile.read(length))
 
     def _forward(self, raw: bytes | None) -> None:
-        owner = self.server.owner
+        owner: MeteringProxy = self.server.owner
         path = urlsplit(self.path).path.rstrip("/")
         metered: Metered | None = None
         if raw is not None and path == "/v1/messages":
@@ -210,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _relay(self, reply: httpx.Response, metered: Metered | None, started: float) -> None:
-        owner = self.server.owner
+        owner: MeteringProxy = self.server.owner
         out = {k: v for k, v in reply.headers.items() if k.lower() not in HOP_BY_HOP | {"content-length"}}
         limit = reply.status_code == 429 and any(_says_when_it_resets(h) for h in reply.headers)
         if limit:
@@ -275,13 +270,16 @@ def _error_message(body: bytes) -> str:
     return str(error.get("message") or "") if isinstance(error, dict) else ""
 
 
-class MeteringProxy:
+class MeteringProxy(LoopbackServer):
     """A Messages API on loopback that meters every call on its way to `upstream`.
 
     `admit(body)` decides each call before it is sent (see the module's docstring); `record` gets
     each call's `Metered` once its reply is whole, `on_limit` each rate limit with a reset, and
     `on_refused` each call `admit` refused. All of them run on the request's thread.
     """
+
+    HANDLER = _Handler
+    NAME = "metering-proxy"
 
     def __init__(
         self,
@@ -294,45 +292,16 @@ class MeteringProxy:
         host: str = "127.0.0.1",
         timeout_s: float = 600.0,
     ) -> None:
+        super().__init__(host)
         self.upstream = upstream.rstrip("/")
         self.admit = admit
         self._on_record = record
         self._on_limit = on_limit
         self._on_refused = on_refused
-        self._host = host
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0))
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    @property
-    def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the metering proxy is not started")
-        return f"http://{self._host}:{self._httpd.server_port}"
-
-    def start(self) -> str:
-        """Bind a free port on loopback, serve in a daemon thread, and return the base URL."""
-        if self._httpd is not None:
-            return self.base_url
-        httpd = _HTTPServer((self._host, 0), _Handler)
-        httpd.owner = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="metering-proxy", daemon=True
-        )
-        self._thread.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+    def _stopped(self) -> None:
         self._client.close()
 
     def _record(self, metered: Metered) -> None:
@@ -348,12 +317,3 @@ class MeteringProxy:
         if self._on_refused is not None:
             with self._lock:
                 self._on_refused(exc)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import urlsplit
 
+from longrun.scheduler.endpoints.loopback import LoopbackHTTPServer, LoopbackServer
 from longrun.scheduler.endpoints.scripted.player import (
     Reply,
     ScriptPlayer,
@@ -18,18 +18,12 @@ from longrun.scheduler.endpoints.scripted.player import (
 from longrun.scheduler.endpoints.scripted.script import Script
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    player: ScriptPlayer
-    owner: ScriptedModelServer
-
-
 class _Handler(BaseHTTPRequestHandler):
     """One request; each runs in its own thread, so a slow turn blocks nobody else."""
 
     # One request per connection: after stop() no kept-alive connection can reach a handler.
     protocol_version = "HTTP/1.1"
-    server: _HTTPServer
+    server: LoopbackHTTPServer
     server_version = "longrun-scripted"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
@@ -58,9 +52,10 @@ class _Handler(BaseHTTPRequestHandler):
                 Reply(200, {"request-id": "req_scripted_count", "content-type": "application/json"}, body)
             )
             return
-        self.server.owner._record(request)
-        reply = self.server.player.answer_message(request)
-        if reply.delay and self.server.owner._stopping.wait(reply.delay):
+        owner: ScriptedModelServer = self.server.owner
+        owner._record(request)
+        reply = owner._player.answer_message(request)
+        if reply.delay and owner._stop_requested.wait(reply.delay):
             return  # stopped while a slow turn waited: answer nothing, like a dropped connection
         self._send(reply)
 
@@ -85,72 +80,33 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (a time box, a cancelled task): nothing to tell it
 
 
-class ScriptedModelServer:
+class ScriptedModelServer(LoopbackServer):
     """An Anthropic-compatible Messages API on loopback that plays `script`.
 
     `first_session` is the (0-based) script session the first new conversation takes, so a
     server started for a resumed run can carry on where the last one stopped.
     """
 
+    HANDLER = _Handler
+    NAME = "scripted-model-server"
+
     def __init__(
         self, script: Script, *, first_session: int = 0, host: str = "127.0.0.1", port: int = 0
     ) -> None:
+        super().__init__(host, port)
         self.script = script
         self.requests: list[dict[str, Any]] = []
         self._player = ScriptPlayer(script, first_session)
-        self._host = host
-        self._port = port
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._stop_requested = threading.Event()
         self._lock = threading.Lock()
 
-    @property
-    def base_url(self) -> str:
-        """`http://HOST:PORT`, to pass as the SDK's `base_url`; the server must be started."""
-        if self._httpd is None:
-            raise RuntimeError("the scripted model server is not started")
-        return f"http://{self._host}:{self._httpd.server_port}"
+    def _starting(self) -> None:
+        self._stop_requested.clear()
 
-    def start(self) -> str:
-        """Bind (a free port when 0), serve in a daemon thread, and return the base URL."""
-        if self._httpd is not None:
-            return self.base_url
-        self._stopping.clear()
-        httpd = _HTTPServer((self._host, self._port), _Handler)
-        httpd.player = self._player
-        httpd.owner = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="scripted-model-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop serving and free the port; turns still waiting out a delay answer nothing."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+    def _stopping(self) -> None:
+        """Turns still waiting out a delay answer nothing."""
+        self._stop_requested.set()
 
     def _record(self, request: dict[str, Any]) -> None:
         with self._lock:
             self.requests.append(request)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
