@@ -56,7 +56,9 @@ BACKENDS: dict[str, Backend] = {
     for backend in (
         Backend("anthropic", WorkerSpec, "longrun.scheduler.workers.anthropic_agent:make_worker", True),
         Backend("scripted", ScriptedWorkerSpec, "longrun.scheduler.workers.scripted:make_worker", True),
-        Backend("claude-code", ClaudeCodeWorkerSpec, "longrun.scheduler.workers.claude_code:make_worker"),
+        Backend(
+            "claude-code", ClaudeCodeWorkerSpec, "longrun.scheduler.workers.claude_code.worker:make_worker"
+        ),
     )
 }
 

@@ -1,0 +1,16 @@
+"""The `claude-code` backend: Claude Code (the CLI bundled with `claude-agent-sdk`) does the work,
+longrun meters, polices, pauses and records it.
+
+- `spec`: its `[worker]` table.
+- `worker`: one session: the CLI behind the metering proxy, every tool call decided by the run's
+  approval policy, the time box, usage limits, pausing for a person and going on after.
+- `tools`: longrun's own tools (`handoff`, `ask_human`, `propose_features`) as the CLI's
+  in-process MCP server, and Claude Code's tool names as the approval policy reads them.
+- `follow`: what the CLI's messages say happened, as the session's events.
+- `transcripts`: the CLI's own transcript, kept with the checkpoint so a later session (after a
+  pause, a rewind or a fork, on any machine) goes on with the same Claude conversation.
+"""
+
+from longrun.scheduler.workers.claude_code.spec import ClaudeCodeWorkerSpec
+
+__all__ = ["ClaudeCodeWorkerSpec"]
