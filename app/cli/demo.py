@@ -29,11 +29,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from longrun.store import runs
 
     store = open_store(args)
-    run = prepare_demo(store, args.set)
+    run = prepare_demo(store, [f"worker.backend={args.worker}", *args.set])
     if not args.json:
-        print(
-            f"demo run {run.id}: scripted model (no network, no key), workspace {run.workspace}", flush=True
-        )
+        who = "Claude Code on a scripted model" if args.worker == "claude-code" else "scripted model"
+        print(f"demo run {run.id}: {who} (no network, no key), workspace {run.workspace}", flush=True)
     start(store, run.id, by="demo")
     deadline = time.monotonic() + args.timeout
     while True:
@@ -99,6 +98,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--headless", action="store_true", help="no screen: run to the end and print a summary")
     p.add_argument(
         "--auto-approve", action="store_true", help="headless: approve the calls the approval rules ask about"
+    )
+    p.add_argument(
+        "--worker",
+        choices=("scripted", "claude-code"),
+        default="scripted",
+        help="who works: the built-in agent (default) or the Claude Code CLI, both on the scripted model",
     )
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a demo spec key")

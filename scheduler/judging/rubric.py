@@ -25,8 +25,8 @@ from longrun.scheduler.guards.pricing import Price, prices_for
 from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.spec.checks import FeatureSpec
 from longrun.scheduler.spec.run import RunSpec
-from longrun.scheduler.workers.registry import judge_backend
-from longrun.scheduler.workers.scripted import SCRIPTED_KEY, ScriptedWorkerSpec
+from longrun.scheduler.workers.registry import judge_backend, worker_script
+from longrun.scheduler.workers.scripted import SCRIPTED_KEY
 from longrun.store import log, runs
 
 if TYPE_CHECKING:
@@ -107,9 +107,7 @@ class _RubricJudge:
         base_url = self.spec.judge.base_url or self.spec.worker.base_url
         api_key = os.environ.get("ANTHROPIC_API_KEY")
         if self.backend == "scripted":
-            worker = self.spec.worker
-            worker_script = worker.script if isinstance(worker, ScriptedWorkerSpec) else None
-            ref = self.spec.judge.script or worker_script or "demo"
+            ref = self.spec.judge.script or worker_script(self.spec.worker) or "demo"
             spec_dir = Path(self.run.spec_path).parent if self.run.spec_path else None
             self.server = ScriptedModelServer(load_script(ref, spec_dir))
             base_url, api_key = self.server.start(), SCRIPTED_KEY

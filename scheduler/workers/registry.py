@@ -77,12 +77,21 @@ def model_backends() -> list[str]:
     return [name for name, backend in BACKENDS.items() if backend.serves_model]
 
 
+def worker_script(worker: WorkerSpec) -> str | None:
+    """The script the worker's model plays, when it plays one (the scripted backend, or Claude
+    Code on the scripted model)."""
+    script = getattr(worker, "script", None)
+    return script if isinstance(script, str) else None
+
+
 def judge_backend(worker: WorkerSpec, judge_backend: str | None) -> str:
     """Where the rubric judge's model runs: the `[judge]` choice, else the worker's backend when it
-    serves a model, else the Anthropic API."""
+    serves a model, else the scripted model when the worker plays a script, else the Anthropic API."""
     if judge_backend is not None:
         return judge_backend
-    return worker.backend if BACKENDS[worker.backend].serves_model else DEFAULT_BACKEND
+    if BACKENDS[worker.backend].serves_model:
+        return worker.backend
+    return "scripted" if worker_script(worker) is not None else DEFAULT_BACKEND
 
 
 def _names() -> str:
