@@ -28,13 +28,15 @@ class CheckVerdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+def is_withheld(name: str) -> bool:
+    """Whether an environment variable is kept from what longrun runs: credentials, and longrun's
+    and the API client's own settings."""
+    return name.startswith(("ANTHROPIC_", "LONGRUN_")) or any(w in name.upper() for w in _SECRET_WORDS)
+
+
 def clean_env() -> dict[str, str]:
     """The process environment without credentials, with longrun's Python first on PATH."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ANTHROPIC_", "LONGRUN_")) and not any(w in k.upper() for w in _SECRET_WORDS)
-    }
+    env = {k: v for k, v in os.environ.items() if not is_withheld(k)}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("PYTHONPATH", None)
     return env

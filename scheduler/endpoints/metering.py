@@ -9,8 +9,10 @@ stream event), and the usage it reports is handed to `record` once the reply is 
 says when the limit resets is passed on with `x-should-retry: false`, so a client does not spend
 minutes retrying a limit that has hours to go, and handed to `on_limit`.
 
-Headers are forwarded as they came, authentication included; the proxy keeps none of them and
-writes none of them anywhere.
+Headers are forwarded as they came, authentication included, unless the proxy was given the
+credentials itself (`credentials`): then whatever authentication the client sent is dropped and
+the real one is set on the way out, so the client (and every shell it starts) holds only a
+placeholder. The proxy writes no header anywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from longrun.scheduler.endpoints.loopback import LoopbackHTTPServer, LoopbackSer
 from longrun.store.errors import BudgetExhausted
 
 Admit = Callable[[dict[str, Any]], dict[str, Any]]
+
+AUTH_HEADERS = frozenset({"x-api-key", "authorization"})
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host"}
@@ -135,6 +139,14 @@ class _Usage:
                 self.metered.tool_calls.append(str(block.get("name")))
 
 
+def _authenticated(headers: dict[str, str], credentials: Mapping[str, str]) -> dict[str, str]:
+    """`headers` with the client's authentication replaced by the real one: the credential of each
+    kind the client sent (all of them when it sent none), nothing of what it sent."""
+    sent = {k.lower() for k in headers} & AUTH_HEADERS
+    kept = {k: v for k, v in headers.items() if k.lower() not in AUTH_HEADERS}
+    return kept | {k: v for k, v in credentials.items() if not sent or k.lower() in sent}
+
+
 def refusal_body(message: str) -> dict[str, Any]:
     """The API's error shape, for a call the proxy refuses."""
     return {
@@ -188,6 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "accept-encoding")}
         headers["accept-encoding"] = "identity"  # the usage is read from the reply as it passes
+        if owner.credentials:
+            headers = _authenticated(headers, owner.credentials)
         started = time.perf_counter()
         try:
             with owner._client.stream(
@@ -270,12 +284,17 @@ def _error_message(body: bytes) -> str:
     return str(error.get("message") or "") if isinstance(error, dict) else ""
 
 
+TOKENS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
+TOTALS = ("calls", "failed", "refused", *TOKENS)
+
+
 class MeteringProxy(LoopbackServer):
     """A Messages API on loopback that meters every call on its way to `upstream`.
 
     `admit(body)` decides each call before it is sent (see the module's docstring); `record` gets
     each call's `Metered` once its reply is whole, `on_limit` each rate limit with a reset, and
     `on_refused` each call `admit` refused. All of them run on the request's thread.
+    `credentials` (header to value, e.g. `x-api-key`) replace the client's own authentication.
     """
 
     HANDLER = _Handler
@@ -289,6 +308,7 @@ class MeteringProxy(LoopbackServer):
         *,
         on_limit: Callable[[LimitHit], None] | None = None,
         on_refused: Callable[[BudgetExhausted], None] | None = None,
+        credentials: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         timeout_s: float = 600.0,
     ) -> None:
@@ -298,14 +318,24 @@ class MeteringProxy(LoopbackServer):
         self._on_record = record
         self._on_limit = on_limit
         self._on_refused = on_refused
+        self.credentials = dict(credentials or {})
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0))
         self._lock = threading.Lock()
+        self.totals: dict[str, int] = dict.fromkeys(TOTALS, 0)
+        """What the proxy itself counted over its life: answered calls, refused ones and tokens, kept
+        apart from the records it hands on, so the two can be compared (`proxy_usage`)."""
 
     def _stopped(self) -> None:
         self._client.close()
 
     def _record(self, metered: Metered) -> None:
         with self._lock:
+            if metered.status == 200:
+                self.totals["calls"] += 1
+                for name in TOKENS:
+                    self.totals[name] += getattr(metered, name)
+            else:
+                self.totals["failed"] += 1
             self._on_record(metered)
 
     def _limit(self, hit: LimitHit) -> None:
@@ -314,6 +344,8 @@ class MeteringProxy(LoopbackServer):
                 self._on_limit(hit)
 
     def _refused(self, exc: BudgetExhausted) -> None:
+        with self._lock:
+            self.totals["refused"] += 1
         if self._on_refused is not None:
             with self._lock:
                 self._on_refused(exc)

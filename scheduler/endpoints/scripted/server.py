@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         owner: ScriptedModelServer = self.server.owner
-        owner._record(request)
+        owner._record(request, dict(self.headers.items()))
         reply = owner._player.answer_message(request)
         if reply.delay and owner._stop_requested.wait(reply.delay):
             return  # stopped while a slow turn waited: answer nothing, like a dropped connection
@@ -96,6 +96,8 @@ class ScriptedModelServer(LoopbackServer):
         super().__init__(host, port)
         self.script = script
         self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
+        """The headers of each of `requests` (in memory only, for a test to see what a client sent)."""
         self._player = ScriptPlayer(script, first_session)
         self._stop_requested = threading.Event()
         self._lock = threading.Lock()
@@ -107,6 +109,7 @@ class ScriptedModelServer(LoopbackServer):
         """Turns still waiting out a delay answer nothing."""
         self._stop_requested.set()
 
-    def _record(self, request: dict[str, Any]) -> None:
+    def _record(self, request: dict[str, Any], headers: dict[str, str]) -> None:
         with self._lock:
             self.requests.append(request)
+            self.request_headers.append(headers)

@@ -14,6 +14,14 @@ PERMISSION_MODES = ("default", "acceptEdits", "plan", "dontAsk")
 class ClaudeCodeWorkerSpec(WorkerSpec):
     """`[worker]` with `backend = "claude-code"`."""
 
+    max_tokens: StrictInt = spec_key(
+        32_000,
+        kind="an integer",
+        expected="an integer from 1 to 128000",
+        meaning="the output token limit of one model call (the CLI's own default; the proxy holds it)",
+        ge=1,
+        le=128_000,
+    )
     allowed_tools: list[StrictStr] = spec_key(
         factory=list, kind="a list of strings", meaning="Claude Code tools the session may use without asking"
     )

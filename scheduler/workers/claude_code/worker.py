@@ -43,6 +43,7 @@ from longrun.scheduler.workers.base import (
     WorkerUnavailable,
 )
 from longrun.scheduler.workers.claude_code import processes
+from longrun.scheduler.workers.claude_code.auth import cli_credentials
 from longrun.scheduler.workers.claude_code.follow import Follower, report_calls
 from longrun.scheduler.workers.claude_code.spec import ClaudeCodeWorkerSpec
 from longrun.scheduler.workers.claude_code.tools import MCP_SERVER, longrun_server, policy_view
@@ -96,8 +97,9 @@ class ClaudeCodeWorker:
         server = None
         if self.spec.script is not None:
             from longrun.scheduler.endpoints.scripted import ScriptedModelServer, load_script
+            from longrun.scheduler.endpoints.scripted.dialect import for_claude_code
 
-            script = load_script(self.spec.script, self.setup.spec_dir)
+            script = for_claude_code(load_script(self.spec.script, self.setup.spec_dir))
             server = ScriptedModelServer(script, first_session=self.setup.session_n - 1)
             upstream = server.start()
             report.event("scripted_model", {"script": self.spec.script, "base_url": upstream})
@@ -106,20 +108,38 @@ class ClaudeCodeWorker:
         metered: list[Metered] = []
         refused: list[BudgetExhausted] = []
         limits: list[LimitHit] = []
+        ceiling = self.spec.max_tokens
+
+        def admit(body: dict[str, Any]) -> dict[str, Any]:
+            """The spec's `max_tokens` bounds every call, whatever the CLI asks for."""
+            if int(body.get("max_tokens") or ceiling) > ceiling:
+                body = {**body, "max_tokens": ceiling}
+            return hooks.check_call(body)
+
+        cli_env, credentials = cli_credentials()
+        if server is not None:
+            cli_env["ANTHROPIC_API_KEY"], credentials = SCRIPTED_KEY, {}
         proxy = MeteringProxy(
-            upstream, hooks.check_call, metered.append, on_limit=limits.append, on_refused=refused.append
+            upstream,
+            admit,
+            metered.append,
+            on_limit=limits.append,
+            on_refused=refused.append,
+            credentials=credentials,
         )
         kept = _kept_record(task.resume)
         transcripts = TranscriptStore(kept)
         turns = _Turns()
         try:
             proxy.start()
-            outcome = await self._session(task, hooks, report, proxy.base_url, metered, transcripts, turns)
+            cli_env["ANTHROPIC_BASE_URL"] = proxy.base_url
+            outcome = await self._session(task, hooks, report, cli_env, metered, transcripts, turns)
         finally:
             proxy.stop()
             if server is not None:
                 server.stop()
         report_calls(report, metered)  # what came after the CLI's last message
+        report.event("proxy_usage", dict(proxy.totals))
         record = transcripts.record(turns.waiting)
         if record is not None and hooks.keep_conversation is not None:
             hooks.keep_conversation([record])
@@ -141,7 +161,7 @@ class ClaudeCodeWorker:
         task: WorkerTask,
         hooks: WorkerHooks,
         report: Reporter,
-        base_url: str,
+        cli_env: dict[str, str],
         metered: list[Any],
         transcripts: TranscriptStore,
         turns: _Turns,
@@ -184,14 +204,11 @@ class ClaudeCodeWorker:
         async def can_use_tool(_name: str, _input: dict[str, Any], _context: Any) -> Any:
             return PermissionResultDeny(message="not run: longrun's approval policy did not decide this call")
 
-        env = {
-            "ANTHROPIC_BASE_URL": base_url,
+        env = cli_env | {
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
             "ENABLE_TOOL_SEARCH": "false",  # longrun's tools listed, not deferred behind a search
         }
-        if self.spec.script is not None:
-            env["ANTHROPIC_API_KEY"] = SCRIPTED_KEY
         options = ClaudeAgentOptions(
             cwd=str(task.workspace),
             model=self.spec.model,
