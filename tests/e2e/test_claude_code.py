@@ -3,14 +3,19 @@ the metering proxy, against the scripted model server: no network, no key."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import write_script
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from longrun.scheduler import control
 from longrun.scheduler.control import answer, create_run_from_file, decide, run_session_now
+from longrun.scheduler.endpoints.scripted import ScriptedModelServer
+from longrun.scheduler.endpoints.scripted.script import script_from_data
 from longrun.scheduler.supervisor.daemon import SupervisorConfig, supervise_until_finished
 from longrun.store import log, runs
 from longrun.store.db import Store
@@ -344,3 +349,133 @@ def test_a_usage_limit_s_reset_is_honoured_the_next_session_starts_after_it(
         if v.status == "pass" and v.created_at is not None and v.created_at < second.created_at
     ]
     assert passed_early == []
+
+
+def test_the_demo_under_claude_code_ends_done_with_the_push_approved_and_a_whole_chain(cli) -> None:
+    proc = cli(
+        "demo", "--worker", "claude-code", "--headless", "--auto-approve", "--timeout", "400", timeout=480
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Claude Code on a scripted model" in proc.stdout
+    assert "the agent wants to run bash: git push origin HEAD (pushes to a remote)" in proc.stdout
+    summary = proc.stdout.strip().splitlines()
+    run_id = summary[0].split()[2].rstrip(":")
+    assert summary[-1].startswith(f"{run_id}: done after ") and "4/4 features pass" in summary[-1]
+    events = json.loads(cli("events", run_id, "--json", check=True).stdout)
+    # The push ran once, in the session after the approval, in the same Claude conversation.
+    pushes = [e for e in events if e["kind"] == "tool_call" and "git push" in str(e["data"]["input"])]
+    assert len(pushes) == 2  # asked (not run), then made again once approved
+    [resumed] = [e for e in events if e["kind"] == "claude_resume"]
+    paused = next(
+        e for e in events if e["kind"] == "claude_result" and e["session_id"] == pushes[0]["session_id"]
+    )
+    assert resumed["data"]["claude_session_id"] == paused["data"]["claude_session_id"]
+    # The rubric was judged by the scripted judge, not skipped for want of a key.
+    verdicts = [
+        e["data"] for e in events if e["kind"] == "verdict" and e["data"]["feature_id"] == "usage-docs"
+    ]
+    assert verdicts[-1]["status"] == "pass" and all(v["status"] != "error" for v in verdicts)
+    assert "chain whole" in cli("verify", run_id, check=True).stdout
+
+
+TOKENS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    cap=st.floats(min_value=0.02, max_value=0.4),
+    share=st.one_of(st.none(), st.floats(min_value=0.2, max_value=1.0)),
+    max_tokens=st.integers(min_value=300, max_value=8000),
+    outputs=st.lists(st.integers(min_value=1, max_value=4000), min_size=3, max_size=10),
+)
+def test_randomized_caps_and_replies_no_claude_code_session_crosses_a_cap_and_the_proxy_agrees_with_the_log(
+    tmp_path_factory: pytest.TempPathFactory,
+    cap: float,
+    share: float | None,
+    max_tokens: int,
+    outputs: list[int],
+) -> None:
+    """Random output per call (the server clamps it to the max_tokens the proxy let through),
+    random caps; input usage is the server's estimate of the CLI's real requests."""
+    per_session = cap * share if share is not None else None
+    base = tmp_path_factory.mktemp("cc")
+    store = Store.open(base / "home")
+    turns = [{"tool": "Bash", "input": {"command": "true"}, "usage": {"output_tokens": o}} for o in outputs]
+    (base / "ws").mkdir()
+    (base / "s.json").write_text(
+        json.dumps({"sessions": [{"turns": turns, "loop": True}], "after_last": "repeat"})
+    )
+    caps = f"usd = {cap}\n" + (f"per_session_usd = {per_session}\n" if per_session else "")
+    (base / "r.toml").write_text(
+        'name = "p"\ngoal = "g"\nworkspace = "ws"\n'
+        f'[worker]\nbackend = "claude-code"\nscript = "s.json"\nmax_tokens = {max_tokens}\n'
+        f'[session]\ntime_box = "5m"\n[budget]\n{caps}[breakers]\nmax_usd_per_hour = 1000.0\n'
+    )
+    run = create_run_from_file(store, base / "r.toml")
+    session = run_session_now(store, run.id)
+    assert session.end_reason == "budget"
+    spent = runs.get_run(store, run.id).spent_usd
+    assert spent <= min(cap, per_session or cap)
+    calls = log.read_events(store, run.id, kinds=["model_call"])
+    running = 0.0
+    for call in calls:  # not one call took the total past a cap
+        running += call.data["usage"]["usd"]
+        assert running <= min(cap, per_session or cap) + 1e-9
+    [proxy] = log.read_events(store, run.id, kinds=["proxy_usage"])
+    assert proxy.data["calls"] == len(calls) and proxy.data["refused"] >= 1
+    for kind in TOKENS:
+        assert proxy.data[kind] == sum(c.data["usage"][kind] for c in calls)
+    assert running == pytest.approx(spent, abs=1e-9)
+    store.close()
+
+
+SECRET = "sk-ant-test-DO-NOT-LEAK-cc-7d31a9"
+
+
+def test_the_api_key_reaches_the_api_through_the_proxy_and_nowhere_else(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    """The real-API path (no `script`): the CLI and its shell hold a placeholder, the proxy sends
+    the key upstream, and a worker that prints its environment finds nothing to leak."""
+    session = [
+        {"tool": "Bash", "input": {"command": "env; echo KEY=$ANTHROPIC_API_KEY; echo T=$GITHUB_TOKEN"}},
+        {
+            "tool": "Bash",
+            "input": {"command": "cat ~/.claude.json ~/.claude/settings.json 2>/dev/null; true"},
+        },
+        {"tool": "mcp__longrun__handoff", "input": {"done": ["looked around"], "next": []}},
+        {"text": "Done."},
+    ]
+    server = ScriptedModelServer(script_from_data({"sessions": [{"turns": session}]}))
+    upstream = server.start()
+    try:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+        monkeypatch.setenv("GITHUB_TOKEN", SECRET + "-gh")
+        (tmp_path / "ws").mkdir()
+        spec = tmp_path / "real.toml"
+        spec.write_text(
+            'name = "real"\ngoal = "g"\nworkspace = "ws"\n'
+            f'[worker]\nbackend = "claude-code"\nbase_url = "{upstream}"\n'
+            '[session]\ntime_box = "3m"\n[budget]\nusd = 5.0\n'
+        )
+        run = create_run_from_file(store, spec)
+        ended = run_session_now(store, run.id)
+    finally:
+        server.stop()
+    assert ended.end_reason == "finished"
+    output = log.read_events(store, run.id, kinds=["tool_result"])[0].data["output"]
+    assert "KEY=longrun-proxy-holds-this-credential" in output and "T=\n" in output + "\n"
+    # The API got the real key, and only the real key, on every call.
+    keys = {h.get("x-api-key") or h.get("X-Api-Key") for h in server.request_headers}
+    assert keys == {SECRET}
+    exported = [cli("events", run.id, "--format", f, check=True).stdout for f in ("jsonl", "csv")]
+    assert exported[0] and not any(SECRET in text for text in exported)
+    cli("report", run.id, "--html", str(tmp_path / "report.html"), check=True)
+    for path in [store.path, *store.home.rglob("*"), *Path(run.workspace).rglob("*"), *tmp_path.rglob("*")]:
+        if path.is_file() and path.suffix not in (".sock",):
+            assert SECRET.encode() not in path.read_bytes(), path
