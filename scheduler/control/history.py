@@ -14,6 +14,7 @@ from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.spec.overrides import apply_overrides
 from longrun.scheduler.spec.run import RunSpec
+from longrun.scheduler.workers.claude_code.transcripts import is_claude_record
 from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition, SpecError
@@ -137,7 +138,8 @@ def resume_now(
     conversation = runs.conversation_of(store, run.id, head) if exact and head is not None else None
     if exact and conversation is None:
         how += f" (no conversation was kept for checkpoint {run.head_checkpoint_id})"
-    elif conversation is not None:
+    elif conversation is not None and not is_claude_record(conversation.messages):
+        # (a Claude Code conversation is the CLI's to fit: it compacts its own context)
         spec = RunSpec.model_validate(run.spec)
         bound = len(log.canonical_json(conversation.messages).encode()) // 3  # tokens, generously
         room = CONTEXT_TOKENS - spec.worker.max_tokens - CONTEXT_TOKENS // 10

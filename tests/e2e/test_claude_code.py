@@ -479,3 +479,29 @@ def test_the_api_key_reaches_the_api_through_the_proxy_and_nowhere_else(
     for path in [store.path, *store.home.rglob("*"), *Path(run.workspace).rglob("*"), *tmp_path.rglob("*")]:
         if path.is_file() and path.suffix not in (".sock",):
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_resume_exact_goes_on_in_the_same_claude_conversation(store: Store, tmp_path: Path, cli) -> None:
+    sessions = [
+        [{"tool": "Bash", "input": {"command": "echo one > one.txt"}}, {"text": "Wrote one.txt."}],
+        [{"tool": "Bash", "input": {"command": "echo two > two.txt"}}, {"text": "Wrote two.txt."}],
+    ]
+    run = create_run_from_file(store, _spec(tmp_path, sessions))
+    first = run_session_now(store, run.id)
+    said = json.loads(cli("resume", run.id, "--exact", "--json", check=True).stdout)
+    assert said["how"].startswith("exactly where the conversation"), said["how"]
+    run_session_now(store, run.id)
+    [ended] = [e for e in log.read_events(store, run.id, kinds=["claude_result"]) if e.session_id == first.id]
+    [resumed] = log.read_events(store, run.id, kinds=["claude_resume"])
+    assert resumed.data["claude_session_id"] == ended.data["claude_session_id"]
+
+    # The CLI sent the first session's conversation on: the second's requests are the longer.
+    def sent(call: log.EventView) -> int:
+        u = call.data["usage"]
+        return u["input_tokens"] + u["cache_read_tokens"] + u["cache_write_tokens"]
+
+    calls = log.read_events(store, run.id, kinds=["model_call"])
+    assert min(sent(c) for c in calls if c.session_id != first.id) > max(
+        sent(c) for c in calls if c.session_id == first.id
+    )
+    assert (Path(run.workspace) / "two.txt").exists()
