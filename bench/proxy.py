@@ -67,7 +67,9 @@ def _streamed(client: httpx.Client, url: str) -> tuple[float, float]:
 
 
 def measure(calls: int) -> dict[str, Any]:
-    script = script_from_data({"sessions": [{"turns": [{"text": REPLY, "delay": f"{UPSTREAM_FIRST_BYTE_MS}ms"}] * (4 * calls + 8)}]})
+    script = script_from_data(
+        {"sessions": [{"turns": [{"text": REPLY, "delay": f"{UPSTREAM_FIRST_BYTE_MS}ms"}] * (4 * calls + 8)}]}
+    )
     recorded: list[Metered] = []
     with ScriptedModelServer(script) as server:
         proxy = MeteringProxy(server.base_url, lambda body: body, recorded.append)
