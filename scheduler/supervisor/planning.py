@@ -6,7 +6,7 @@ Pure of APScheduler's running scheduler: the daemon calls these and adds the fir
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
@@ -150,7 +150,8 @@ def plan_next(
         runs.set_run_state(conn, run.id, RunState.paused, reason)
         log.append(conn, run.id, "paused", {"by": "supervisor", "reason": reason})
     elif retry_at is not None:
-        reason = f"usage limit resets at {retry_at.isoformat(timespec='seconds')}"
+        when = retry_at.astimezone(UTC) if retry_at.tzinfo else retry_at
+        reason = f"waiting for the usage limit to reset at {when:%Y-%m-%d %H:%M} UTC"
         runs.set_run_plan(conn, run.id, hold_until=retry_at, next_session_at=retry_at, next_reason=reason)
         runs.set_run_state(conn, run.id, RunState.scheduled, reason)
         log.append(conn, run.id, "usage_limit_wait", {"until": retry_at.isoformat()}, session_id=session.id)
