@@ -47,7 +47,7 @@ def for_claude_code(script: Script) -> Script:
         seen |= read
         last = turns[-1]
         paused = None
-        if last.calls():
+        if last.calls() and not session.loop:  # (a looping session never runs out at a call)
             again = "That call was decided; making it again as it was."
             paused = Turn(text=again, tools=last.calls(), usage=last.usage)
         sessions.append(session.model_copy(update={"turns": turns}))
