@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -124,3 +125,13 @@ def cli(home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return proc
 
     return run
+
+
+def chromium_or_skip() -> str:
+    """Chromium's path; without it the test is skipped, or fails when `CI` is set."""
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but chromium is not installed (`.ci/run` installs Debian's chromium)")
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium); with CI set this fails")
+    return path

@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from conftest import chromium_or_skip
 
 from longrun.store import runs
 from longrun.store.db import Store
@@ -55,16 +55,6 @@ TERMINAL_OF = """function () {
     const holder = this.find((o) => o.terminal && o.terminal.buffer && o.terminal.buffer.active);
     return holder ? holder.terminal : undefined;
 }"""
-
-
-def chromium_or_skip() -> str:
-    """Chromium's path; without it the test is skipped, or fails when `CI` is set."""
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but chromium is not installed (`.ci/run` installs Debian's chromium)")
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium); with CI set this fails")
-    return path
 
 
 def drawn(screen: str) -> str:
