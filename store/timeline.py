@@ -29,6 +29,7 @@ MARKER_KINDS = (
     "breaker_tripped",
     "budget_warning",
     "usage_limit_wait",
+    "usage_limit_warning",
     "rewound",
     "forked",
     "fork_made",
@@ -277,6 +278,11 @@ def _label(kind: str, data: dict[str, Any]) -> str:
     if kind == "budget_warning":
         cap, spent, limit = data.get("cap", "?"), data.get("spent", "?"), data.get("limit", "?")
         return f"budget warning: {cap} has {spent} of {limit} spent"
+    if kind == "usage_limit_warning":
+        used, window = data.get("utilization"), data.get("limit") or "usage"
+        if isinstance(used, int | float):
+            return f"usage limit nearly reached: {used:.0%} of the {window} window used"
+        return f"usage limit nearly reached ({window} window)"
     if kind == "usage_limit_wait":
         return f"usage limit: waiting until {data.get('until', data.get('reset_at', '?'))}"
     if kind == "rewound":

@@ -32,6 +32,7 @@ MARKERS: dict[str, tuple[str, str, str]] = {
     "breaker_tripped": ("breaker tripped", "#d62728", "star"),
     "budget_warning": ("budget warning", "#e377c2", "triangle-up"),
     "usage_limit_wait": ("usage-limit wait", "#17becf", "hourglass"),
+    "usage_limit_warning": ("usage-limit warning", "#17becf", "triangle-up"),
     "rewound": ("rewind", "#1f77b4", "triangle-left"),
     "forked": ("fork", "#9467bd", "triangle-right"),
     "fork_made": ("fork", "#9467bd", "triangle-right"),

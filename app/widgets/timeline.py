@@ -58,6 +58,7 @@ LANES: tuple[tuple[str, dict[str, tuple[str, str]]], ...] = (
             "breaker_tripped": ("⚡", "bold #ff5555"),
             "budget_warning": ("$", "bold #ffb86c"),
             "usage_limit_wait": ("‖", "#f1fa8c"),
+            "usage_limit_warning": ("‖", "#f1fa8c"),
         },
     ),
     (
@@ -79,8 +80,10 @@ LEGEND = {
     "breaker_tripped": "breaker",
     "budget_warning": "budget",
     "usage_limit_wait": "usage limit",
+    "usage_limit_warning": "usage limit",
     "rewound": "rewind",
     "forked": "fork",
+    "fork_made": "fork",
 }
 
 
@@ -379,11 +382,14 @@ class TimelinePane(Pane):
         ):
             legend.append("█", style=SESSION_STYLES[state])
             legend.append(f" {word}  ", style="dim")
+        shown: set[str] = set()
         for _, kinds in LANES:
             for kind, (glyph, style) in kinds.items():
-                if kind != "fork_made":
+                label = LEGEND.get(kind, kind)
+                if label not in shown:  # kinds that share a mark share a legend entry
+                    shown.add(label)
                     legend.append(glyph, style=style)
-                    legend.append(f" {LEGEND.get(kind, kind)}  ", style="dim")
+                    legend.append(f" {label}  ", style="dim")
         if not (0 <= view.selected < len(marked)):
             box.update(legend)
             return

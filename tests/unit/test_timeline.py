@@ -133,3 +133,18 @@ def test_a_window_holds_only_its_checkpoints(
 )
 def test_buckets_are_a_round_length(window: timedelta, width: int) -> None:
     assert audit.bucket_seconds(END - window, END, 96) == width
+
+
+def test_a_usage_limit_warning_is_a_marker_that_says_how_much_of_the_window_is_used(
+    store: Store, write_spec
+) -> None:
+    from longrun.scheduler.control import create_run_from_file
+    from longrun.store import log
+
+    run = create_run_from_file(store, write_spec([[{"text": "hi"}]]))
+    with store.writing() as conn:
+        data = {"status": "allowed_warning", "limit": "five_hour", "utilization": 0.93, "resets_at": None}
+        log.append(conn, run.id, "usage_limit_warning", data)
+    line = tl.timeline(store, run.id, now=datetime.now(UTC) + timedelta(minutes=1))
+    [marker] = [m for m in line.markers if m.kind == "usage_limit_warning"]
+    assert marker.label == "usage limit nearly reached: 93% of the five_hour window used"
