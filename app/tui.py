@@ -15,6 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="longrun-ui", description="The longrun dashboard.")
     parser.add_argument("--home", metavar="DIR", help="the store's directory")
     parser.add_argument("--demo", action="store_true", help="start the demo run (a scripted model)")
+    parser.add_argument(
+        "--worker",
+        choices=("scripted", "claude-code"),
+        default="scripted",
+        help="the demo's worker: the built-in agent or the Claude Code CLI, both on the scripted model",
+    )
     parser.add_argument("--no-daemon", action="store_true", help="do not start a supervisor if none runs")
     args = parser.parse_args(argv)
     try:
@@ -23,14 +29,16 @@ def main(argv: list[str] | None = None) -> int:
         notes = [started] if started else []
         open_run_id = None
         if args.demo:
-            from longrun.scheduler.control import prepare_demo, start
+            from longrun.scheduler.control import demo_worker_missing, prepare_demo, start
 
-            run = prepare_demo(store)
+            missing = demo_worker_missing(args.worker)
+            if missing is not None:
+                raise LongrunError(missing)
+            run = prepare_demo(store, [f"worker.backend={args.worker}"])
             start(store, run.id, by="longrun-ui --demo")
             open_run_id = run.id
-            notes.append(
-                f"Demo run {run.name}: a SCRIPTED model (no network, no key) builds a small project."
-            )
+            who = "Claude Code on a SCRIPTED model" if args.worker == "claude-code" else "a SCRIPTED model"
+            notes.append(f"Demo run {run.name}: {who} (no network, no key) builds a small project.")
     except LongrunError as exc:
         print(f"longrun-ui: error: {exc.message}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from typing import Any
 from longrun.app.cli.output import EXIT_ERROR, open_store, print_json
 from longrun.app.cli.parsing import Commands
 from longrun.app.cli.runs import run_document
+from longrun.store.errors import LongrunError
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -23,11 +24,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.headless:
         from longrun.app.tui import main as ui_main
 
-        return ui_main(["--demo"] + (["--home", args.home] if args.home else []))
-    from longrun.scheduler.control import prepare_demo, start
+        return ui_main(["--demo", "--worker", args.worker] + (["--home", args.home] if args.home else []))
+    from longrun.scheduler.control import demo_worker_missing, prepare_demo, start
     from longrun.scheduler.supervisor.daemon import supervise_until_finished
     from longrun.store import runs
 
+    missing = demo_worker_missing(args.worker)
+    if missing is not None:
+        raise LongrunError(missing)
     store = open_store(args)
     run = prepare_demo(store, [f"worker.backend={args.worker}", *args.set])
     if not args.json:

@@ -9,8 +9,20 @@ longrun meters, polices, pauses and records it.
 - `follow`: what the CLI's messages say happened, as the session's events.
 - `transcripts`: the CLI's own transcript, kept with the checkpoint so a later session (after a
   pause, a rewind or a fork, on any machine) goes on with the same Claude conversation.
+- `auth`: credentials stay with longrun: placeholders for the CLI, the real ones for the proxy.
+- `processes`: the CLI's process tree, killed whole at the time box.
 """
+
+from importlib.util import find_spec
 
 from longrun.scheduler.workers.claude_code.spec import ClaudeCodeWorkerSpec
 
-__all__ = ["ClaudeCodeWorkerSpec"]
+NEEDS_SDK = 'needs Claude Code: pip install "longrun[claude-code]"'
+
+
+def sdk_installed() -> bool:
+    """Whether `claude-agent-sdk` (and with it the CLI) is installed."""
+    return find_spec("claude_agent_sdk") is not None
+
+
+__all__ = ["NEEDS_SDK", "ClaudeCodeWorkerSpec", "sdk_installed"]

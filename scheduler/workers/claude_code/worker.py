@@ -42,7 +42,7 @@ from longrun.scheduler.workers.base import (
     WorkerTask,
     WorkerUnavailable,
 )
-from longrun.scheduler.workers.claude_code import processes
+from longrun.scheduler.workers.claude_code import NEEDS_SDK, processes, sdk_installed
 from longrun.scheduler.workers.claude_code.auth import cli_credentials
 from longrun.scheduler.workers.claude_code.follow import Follower, report_calls
 from longrun.scheduler.workers.claude_code.spec import ClaudeCodeWorkerSpec
@@ -332,12 +332,8 @@ def resume_prompt(point: ResumePoint) -> str:
 
 def make_worker(spec: WorkerSpec, setup: WorkerSetup) -> Worker:
     assert isinstance(spec, ClaudeCodeWorkerSpec)
-    try:
-        import claude_agent_sdk  # noqa: F401
-    except ImportError:
-        raise WorkerUnavailable(
-            'worker.backend = "claude-code" needs Claude Code: pip install "longrun[claude-code]"'
-        ) from None
+    if not sdk_installed():
+        raise WorkerUnavailable(f'worker.backend = "claude-code" {NEEDS_SDK}')
     if spec.cli_path is not None and not Path(spec.cli_path).exists():
         raise WorkerUnavailable(f"worker.cli_path: {spec.cli_path} does not exist")
     return ClaudeCodeWorker(spec, setup)
