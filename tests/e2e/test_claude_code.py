@@ -351,6 +351,7 @@ def test_a_usage_limit_s_reset_is_honoured_the_next_session_starts_after_it(
     assert passed_early == []
 
 
+@pytest.mark.timeout(600)  # three sessions of the real CLI and three judgings
 def test_the_demo_under_claude_code_ends_done_with_the_push_approved_and_a_whole_chain(cli) -> None:
     proc = cli(
         "demo", "--worker", "claude-code", "--headless", "--auto-approve", "--timeout", "400", timeout=480
@@ -381,6 +382,7 @@ def test_the_demo_under_claude_code_ends_done_with_the_push_approved_and_a_whole
 TOKENS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 
 
+@pytest.mark.timeout(600)  # four sessions of the real CLI
 @settings(
     max_examples=4,
     deadline=None,
