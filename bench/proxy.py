@@ -72,7 +72,7 @@ def measure(calls: int) -> dict[str, Any]:
     )
     recorded: list[Metered] = []
     with ScriptedModelServer(script) as server:
-        proxy = MeteringProxy(server.base_url, lambda body: body, recorded.append)
+        proxy = MeteringProxy(server.base_url, lambda body, _counted: body, recorded.append)
         with proxy, httpx.Client(timeout=30) as direct, httpx.Client(timeout=30) as through:
             for _ in range(4):  # warm both paths up: connections, imports, the first turns
                 _plain(direct, server.base_url)

@@ -31,7 +31,12 @@ import httpx
 from longrun.scheduler.endpoints.loopback import LoopbackHTTPServer, LoopbackServer
 from longrun.store.errors import BudgetExhausted
 
-Admit = Callable[[dict[str, Any]], dict[str, Any]]
+Admit = Callable[[dict[str, Any], int | None], dict[str, Any]]
+"""`admit(body, input_tokens)`: the body to send, or `BudgetExhausted`; `input_tokens` is what the
+API counted the request's input as, until a first call was answered (then None)."""
+
+COUNTED_FIELDS = ("model", "system", "messages", "tools", "tool_choice", "thinking", "mcp_servers")
+"""What of a request `count_tokens` takes: everything that is input."""
 
 AUTH_HEADERS = frozenset({"x-api-key", "authorization"})
 
@@ -175,6 +180,11 @@ class _Handler(BaseHTTPRequestHandler):
         owner: MeteringProxy = self.server.owner
         path = urlsplit(self.path).path.rstrip("/")
         metered: Metered | None = None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "accept-encoding")}
+        headers["accept-encoding"] = "identity"  # the usage is read from the reply as it passes
+        if owner.credentials:
+            headers = _authenticated(headers, owner.credentials)
         if raw is not None and path == "/v1/messages":
             try:
                 body = json.loads(raw)
@@ -183,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(body, dict):
                 asked = int(body.get("max_tokens") or 0)
                 try:
-                    body = owner.admit(body)
+                    body = owner.admit(body, owner._count_first(body, headers))
                 except BudgetExhausted as exc:
                     owner._refused(exc)
                     self._send_json(400, refusal_body(f"longrun: {exc.message}"), {"x-should-retry": "false"})
@@ -197,11 +207,6 @@ class _Handler(BaseHTTPRequestHandler):
                     streamed=body.get("stream") is True,
                 )
                 raw = json.dumps(body, ensure_ascii=False).encode()
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "accept-encoding")}
-        headers["accept-encoding"] = "identity"  # the usage is read from the reply as it passes
-        if owner.credentials:
-            headers = _authenticated(headers, owner.credentials)
         started = time.perf_counter()
         try:
             with owner._client.stream(
@@ -327,6 +332,24 @@ class MeteringProxy(LoopbackServer):
 
     def _stopped(self) -> None:
         self._client.close()
+
+    def _count_first(self, body: dict[str, Any], headers: dict[str, str]) -> int | None:
+        """The API's own count of the input (`count_tokens`, which is free) of a call made before
+        any call was answered: a bound from the request's size alone takes a CLI's long system
+        prompt and tool list at a token a byte, three times what it is; after an answer the
+        reported usage bounds the next call. None then, or when the count fails."""
+        with self._lock:
+            if self.totals["calls"]:
+                return None
+        asked = {k: body[k] for k in COUNTED_FIELDS if k in body}
+        try:
+            reply = self._client.post(
+                self.upstream + "/v1/messages/count_tokens", json=asked, headers=headers, timeout=30
+            )
+            tokens = reply.json().get("input_tokens") if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return tokens if isinstance(tokens, int) and tokens > 0 else None
 
     def _record(self, metered: Metered) -> None:
         with self._lock:

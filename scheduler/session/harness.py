@@ -169,11 +169,14 @@ class Harness:
             run.usage, session.usage, runs.day_usage(self.store, self.run.id, runs.utc_day(utcnow()))
         )
 
-    def check_call(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Refuse or shrink a call whose worst case does not fit in what is left of every cap."""
+    def check_call(self, body: dict[str, Any], counted: int | None = None) -> dict[str, Any]:
+        """Refuse or shrink a call whose worst case does not fit in what is left of every cap.
+        `counted`: the API's own count of the call's input tokens, when the caller asked it."""
         size = len(log.canonical_json({k: body.get(k) for k in ("system", "messages", "tools")}).encode())
         if self.last_input_bound and size >= self.last_input_bound[1]:
             input_bound = self.last_input_bound[0] + (size - self.last_input_bound[1])
+        elif counted is not None:
+            input_bound = min(counted + API_OVERHEAD_TOKENS, size + API_OVERHEAD_TOKENS)
         else:
             # A token is never shorter than a byte; the margin covers what the API adds itself.
             input_bound = size + API_OVERHEAD_TOKENS

@@ -75,11 +75,15 @@ class Reporter(Protocol):
     def event(self, kind: str, data: dict[str, Any]) -> None: ...
 
 
+class CheckCall(Protocol):
+    def __call__(self, body: dict[str, Any], counted: int | None = None) -> dict[str, Any]: ...
+
+
 @dataclass
 class WorkerHooks:
-    check_call: Callable[[dict[str, Any]], dict[str, Any]]
-    """Pre-call budget check: given the request body, return it (maybe with a lower max_tokens)
-    or raise `BudgetExhausted`."""
+    check_call: CheckCall
+    """Pre-call budget check: given the request body (and the API's count of its input tokens,
+    when one was asked for), return it (maybe with a lower max_tokens) or raise `BudgetExhausted`."""
     tool_policy: Callable[[str, dict[str, Any]], ToolDecision]
     should_stop: Callable[[], bool]
     wrap_up_notice: Callable[[], str | None]

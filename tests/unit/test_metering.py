@@ -31,8 +31,10 @@ class Tap:
         self.calls: list[Metered] = []
         self.limits: list[LimitHit] = []
         self.refused: list[BudgetExhausted] = []
+        self.counted: list[int | None] = []
 
-    def admit(self, body: dict[str, Any]) -> dict[str, Any]:
+    def admit(self, body: dict[str, Any], counted: int | None = None) -> dict[str, Any]:
+        self.counted.append(counted)
         if self.cap_tokens is None or body["max_tokens"] <= self.cap_tokens:
             return body
         if self.cap_tokens < 16:
@@ -76,6 +78,17 @@ def test_a_plain_call_passes_through_and_its_usage_is_recorded(proxied: Any) -> 
     assert (call.input_tokens, call.output_tokens) == (reply.usage.input_tokens, reply.usage.output_tokens)
     assert call.message_id == reply.id and call.status == 200 and not call.streamed
     assert server.requests[0]["max_tokens"] == 4096
+
+
+def test_until_a_call_is_answered_the_api_counts_its_input_for_the_budget_check(proxied: Any) -> None:
+    tap = Tap()
+    server, client = proxied([{"text": "one"}, {"text": "two"}], tap)
+    _ask(client)
+    _ask(client)
+    # The scripted server counts as it bills (about four characters a token); the first call's
+    # count is that estimate, and the second is bounded by the first's reported usage instead.
+    assert tap.counted[0] == tap.calls[0].input_tokens and tap.counted[1:] == [None]
+    assert len(server.requests) == 2  # count_tokens is not a model call
 
 
 def test_a_stream_arrives_event_by_event_and_its_usage_is_the_final_message_s(proxied: Any) -> None:
@@ -143,7 +156,7 @@ class _Echo(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
-        _Echo.seen.append({k.lower(): v for k, v in self.headers.items()})
+        _Echo.seen.append({k.lower(): v for k, v in self.headers.items()} | {"path": self.path})
         body = json.dumps(
             {
                 "id": "msg_echo",
@@ -179,8 +192,13 @@ def test_authentication_is_forwarded_and_kept_nowhere() -> None:
         proxy.stop()
         upstream.shutdown()
         upstream.server_close()
-    sent = [seen.get("x-api-key") or seen.get("authorization", "") for seen in _Echo.seen]
+    calls = [seen for seen in _Echo.seen if seen["path"] == "/v1/messages"]
+    sent = [seen.get("x-api-key") or seen.get("authorization", "") for seen in calls]
     assert KEY in sent[0] and sent[1] == "Bearer oauth-token-NEVER-KEPT"
-    assert _Echo.seen[0]["accept-encoding"] == "identity"
+    assert calls[0]["accept-encoding"] == "identity"
+    # The first call's input was counted with the same authentication, and nothing else was sent.
+    [count] = [seen for seen in _Echo.seen if seen["path"] != "/v1/messages"]
+    assert count["path"] == "/v1/messages/count_tokens"
+    assert KEY in (count.get("x-api-key") or count.get("authorization", ""))
     kept = repr(vars(proxy)) + repr(tap.calls)
     assert KEY not in kept and "NEVER-KEPT" not in kept

@@ -110,11 +110,11 @@ class ClaudeCodeWorker:
         limits: list[LimitHit] = []
         ceiling = self.spec.max_tokens
 
-        def admit(body: dict[str, Any]) -> dict[str, Any]:
+        def admit(body: dict[str, Any], counted: int | None) -> dict[str, Any]:
             """The spec's `max_tokens` bounds every call, whatever the CLI asks for."""
             if int(body.get("max_tokens") or ceiling) > ceiling:
                 body = {**body, "max_tokens": ceiling}
-            return hooks.check_call(body)
+            return hooks.check_call(body, counted)
 
         cli_env, credentials = cli_credentials()
         if server is not None:
