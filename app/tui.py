@@ -6,6 +6,7 @@ import argparse
 import subprocess
 import sys
 
+from longrun.scheduler.demo import DEMO_WORKERS
 from longrun.store import lease
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="start the demo run (a scripted model)")
     parser.add_argument(
         "--worker",
-        choices=("scripted", "claude-code"),
+        choices=DEMO_WORKERS,
         default="scripted",
         help="the demo's worker: the built-in agent or the Claude Code CLI, both on the scripted model",
     )
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         notes = [started] if started else []
         open_run_id = None
         if args.demo:
-            from longrun.scheduler.control import demo_worker_missing, prepare_demo, start
+            from longrun.scheduler.control import prepare_demo, start
+            from longrun.scheduler.demo import demo_worker_missing
 
             missing = demo_worker_missing(args.worker)
             if missing is not None:
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             run = prepare_demo(store, [f"worker.backend={args.worker}"])
             start(store, run.id, by="longrun-ui --demo")
             open_run_id = run.id
-            who = "Claude Code on a SCRIPTED model" if args.worker == "claude-code" else "a SCRIPTED model"
+            who = DEMO_WORKERS[args.worker].replace("scripted", "SCRIPTED")
             notes.append(f"Demo run {run.name}: {who} (no network, no key) builds a small project.")
     except LongrunError as exc:
         print(f"longrun-ui: error: {exc.message}", file=sys.stderr)

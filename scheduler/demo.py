@@ -17,6 +17,19 @@ from longrun.store.errors import LongrunError
 
 DEMO_SCRIPT = "demo"
 
+DEMO_WORKERS = {"scripted": "a scripted model", "claude-code": "Claude Code on a scripted model"}
+"""Who may work the demo (`--worker`), and how the demo says so."""
+
+
+def demo_worker_missing(worker: str) -> str | None:
+    """Why the demo cannot run with `worker` here (None: it can), before a run is made."""
+    if worker == "claude-code":
+        from longrun.scheduler.workers.claude_code import NEEDS_SDK, sdk_installed
+
+        return None if sdk_installed() else f"--worker claude-code {NEEDS_SDK}"
+    return None
+
+
 DEMO_SPEC: dict[str, Any] = {
     "name": "demo",
     "goal": (

@@ -25,7 +25,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from longrun.app.tui import main as ui_main
 
         return ui_main(["--demo", "--worker", args.worker] + (["--home", args.home] if args.home else []))
-    from longrun.scheduler.control import demo_worker_missing, prepare_demo, start
+    from longrun.scheduler.control import prepare_demo, start
+    from longrun.scheduler.demo import DEMO_WORKERS, demo_worker_missing
     from longrun.scheduler.supervisor.daemon import supervise_until_finished
     from longrun.store import runs
 
@@ -35,7 +36,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     store = open_store(args)
     run = prepare_demo(store, [f"worker.backend={args.worker}", *args.set])
     if not args.json:
-        who = "Claude Code on a scripted model" if args.worker == "claude-code" else "scripted model"
+        who = DEMO_WORKERS[args.worker]
         print(f"demo run {run.id}: {who} (no network, no key), workspace {run.workspace}", flush=True)
     start(store, run.id, by="demo")
     deadline = time.monotonic() + args.timeout
@@ -96,6 +97,8 @@ def _demo_decides(store: Any, run: Any, args: argparse.Namespace) -> bool:
 
 
 def register(commands: Commands) -> None:
+    from longrun.scheduler.demo import DEMO_WORKERS
+
     p = commands.add(
         "demo", cmd_demo, "run the demo: a scripted model builds a small project", commands.json_flag
     )
@@ -105,7 +108,7 @@ def register(commands: Commands) -> None:
     )
     p.add_argument(
         "--worker",
-        choices=("scripted", "claude-code"),
+        choices=DEMO_WORKERS,
         default="scripted",
         help="who works: the built-in agent (default) or the Claude Code CLI, both on the scripted model",
     )

@@ -80,15 +80,6 @@ def run_session_now(store: Store, ref: str) -> SessionView:
     return run_one_session(store, run)
 
 
-def demo_worker_missing(worker: str) -> str | None:
-    """Why the demo cannot run with `worker` here (None: it can), before a run is made."""
-    if worker == "claude-code":
-        from longrun.scheduler.workers.claude_code import NEEDS_SDK, sdk_installed
-
-        return None if sdk_installed() else f"--worker claude-code {NEEDS_SDK}"
-    return None
-
-
 def prepare_demo(store: Store, overrides: list[str] | None = None) -> RunView:
     """Write the demo project into a fresh folder of the store's home and create its run."""
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")

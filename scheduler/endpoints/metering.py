@@ -30,6 +30,7 @@ import httpx
 
 from longrun.scheduler.endpoints.loopback import LoopbackHTTPServer, LoopbackServer
 from longrun.store.errors import BudgetExhausted
+from longrun.store.runs.views import TOKEN_KINDS
 
 Admit = Callable[[dict[str, Any], int | None], dict[str, Any]]
 """`admit(body, input_tokens)`: the body to send, or `BudgetExhausted`; `input_tokens` is what the
@@ -289,8 +290,7 @@ def _error_message(body: bytes) -> str:
     return str(error.get("message") or "") if isinstance(error, dict) else ""
 
 
-TOKENS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
-TOTALS = ("calls", "failed", "refused", *TOKENS)
+TOTALS = ("calls", "failed", "refused", *TOKEN_KINDS)
 
 
 class MeteringProxy(LoopbackServer):
@@ -355,7 +355,7 @@ class MeteringProxy(LoopbackServer):
         with self._lock:
             if metered.status == 200:
                 self.totals["calls"] += 1
-                for name in TOKENS:
+                for name in TOKEN_KINDS:
                     self.totals[name] += getattr(metered, name)
             else:
                 self.totals["failed"] += 1
@@ -369,6 +369,5 @@ class MeteringProxy(LoopbackServer):
     def _refused(self, exc: BudgetExhausted) -> None:
         with self._lock:
             self.totals["refused"] += 1
-        if self._on_refused is not None:
-            with self._lock:
+            if self._on_refused is not None:
                 self._on_refused(exc)
