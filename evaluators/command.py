@@ -1,8 +1,8 @@
-"""The `command` evaluator: a feature's shell check, run in the workspace, judged by its exit code.
+"""The `command` evaluator: a feature's shell check, run in a folder, judged by its exit code.
 
-Pure: inputs in, a verdict out; no database. The check runs in its own process group with a
-clean environment (no credentials) and a timeout; the tail of its output and its duration are
-the evidence.
+Pure: inputs in, a verdict out; no database. The check runs in its own process group with the
+environment it is given (by default a clean one: no credentials) and a timeout; the tail of its
+output and its duration are the evidence. The judge runs it in its own tree of the checkpoint.
 """
 
 from __future__ import annotations
@@ -63,15 +63,15 @@ class Ran:
     cannot_start: str | None = None
 
 
-def run_shell(command: str, cwd: Path, timeout_s: float) -> Ran:
-    """Run `command` with bash in `cwd`, in its own process group with a clean environment; the
-    whole group is killed at the timeout."""
+def run_shell(command: str, cwd: Path, timeout_s: float, env: dict[str, str] | None = None) -> Ran:
+    """Run `command` with bash in `cwd`, in its own process group with `env` (by default a clean
+    environment); the whole group is killed at the timeout."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
             ["bash", "-c", command],
             cwd=cwd,
-            env=clean_env(),
+            env=env if env is not None else clean_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -95,9 +95,11 @@ def run_shell(command: str, cwd: Path, timeout_s: float) -> Ran:
     return Ran(out, proc.returncode, time.monotonic() - started)
 
 
-def run_check(feature_id: str, command: str, workspace: Path, timeout_s: float) -> CheckVerdict:
+def run_check(
+    feature_id: str, command: str, workspace: Path, timeout_s: float, env: dict[str, str] | None = None
+) -> CheckVerdict:
     """Run `command` with bash in `workspace`; exit 0 passes."""
-    ran = run_shell(command, workspace, timeout_s)
+    ran = run_shell(command, workspace, timeout_s, env)
     if ran.cannot_start is not None:
         return CheckVerdict(feature_id, "error", {"command": command, "output_tail": ran.cannot_start})
     evidence: dict[str, Any] = {"command": command}

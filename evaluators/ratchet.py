@@ -1,10 +1,15 @@
-"""The test ratchet: a workspace's test files and collected tests never go down.
+"""The test ratchet: a tree's tests never go down, not in number and not in what they do.
 
-Pure: inputs in, a verdict out; no database. `measure` finds the test files of a workspace and
-counts the tests its collect command sees; `best` picks the baseline among earlier measures;
-`compare` judges a measure against it. A baseline test file missing now, or fewer collected
-tests, fails: deleting or weakening tests is the cheapest way to make a check pass without the
-work. A renamed or moved test file is missing too; a person approves that.
+Pure: inputs in, a verdict out; no database. `measure` finds the test files of a tree and, for a
+Python suite, runs it once itself (`suite.run_suite`: a JUnit report, read per test function, and
+the test functions' syntax trees); `compare` judges a measure against a baseline (the judge
+picks it: the latest checkpoint that passed the ratchet).
+
+A baseline test file missing now, fewer tests, and a test function
+that disappeared, is newly skipped, xfailed or not run, lost assertions or gained a skip, or new
+code reaching into the test runner, each fails: weakening tests is the cheapest way to make a
+check pass without the work. A renamed test with the same body is no finding; a renamed or moved
+test file is missing, and a person approves that.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from longrun.evaluators import outcomes, suite
 from longrun.evaluators.command import run_shell
 
 DEFAULT_TEST_PATTERNS: tuple[str, ...] = (
@@ -34,8 +40,10 @@ path: `*`, `?` and `[...]` stay within one folder, `**/` spans any number of fol
 so `test_*.py` alone matches at the root only."""
 
 AUTO = "auto"
-"""`collect`: pytest's collection when Python test files are found, else files only."""
+"""`collect`: the ratchet's own pytest run when Python test files are found, else files only."""
 PYTEST_COLLECT = "python -m pytest --collect-only -q"
+"""What `auto` ran before the ratchet ran the tests itself; kept to read measures stored then."""
+FINDINGS_LISTED = 50
 MISSING_FILES_LISTED = 50
 """At most this many missing files are listed in the evidence; the rest are counted."""
 SKIPPED_DIRS = frozenset({"node_modules", "venv", "__pycache__", "site-packages", "build", "dist"})
@@ -61,6 +69,11 @@ class TestMeasure:
     """One line when some test files could not be collected (an import or syntax error in them):
     the count is of the tests that could be, which is what a later checkpoint must not go below.
     Common while the code the tests import is not written yet."""
+    functions: Mapping[str, Any] | None = None
+    """Per test function (`outcomes.TestFunction.to_json`), from the ratchet's own run and the
+    syntax trees; None when the suite is not Python's or the measure is older."""
+    patches: Mapping[str, str] | None = None
+    """Python files reaching into the test runner: path → why."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +82,8 @@ class TestMeasure:
             "collect_command": self.collect_command,
             "error": self.error,
             "broken": self.broken,
+            "functions": dict(self.functions) if self.functions is not None else None,
+            "patches": dict(self.patches) if self.patches is not None else None,
         }
 
     @classmethod
@@ -79,6 +94,8 @@ class TestMeasure:
             collect_command=data.get("collect_command"),
             error=data.get("error"),
             broken=data.get("broken"),
+            functions=data.get("functions"),
+            patches=data.get("patches"),
         )
 
 
@@ -97,6 +114,7 @@ def measure(
     patterns: Sequence[str] = DEFAULT_TEST_PATTERNS,
     collect: str | None = AUTO,
     timeout_s: float = 300,
+    env: dict[str, str] | None = None,
 ) -> TestMeasure:
     """Find the test files of `workspace` and count its collected tests.
 
@@ -104,16 +122,32 @@ def measure(
     None (no count) or a shell command run with bash in the workspace, by `run_shell` (a clean
     environment, its own process group, killed at `timeout_s`); its output is read by
     `count_collected`. pytest's exit code 5 (no tests collected) counts 0; any other non-zero
-    exit is an error.
+    exit is an error. With AUTO and Python test files, the suite is run (`suite.run_suite`).
     """
     workspace = Path(workspace)
     files = find_test_files(workspace, patterns)
     if collect == AUTO:
-        collect = PYTEST_COLLECT if any(f.endswith(".py") for f in files) else None
+        if not any(f.endswith(".py") for f in files):
+            return TestMeasure(files, None, None)
+        ran = suite.run_suite(workspace, files, timeout_s, env)
+        return TestMeasure(
+            files,
+            ran.cases if ran.error is None else None,
+            suite.PYTEST_RUN,
+            ran.error,
+            ran.broken,
+            functions=suite.functions_json(ran.functions),
+            patches=ran.patches,
+        )
     if collect is None:
         return TestMeasure(files, None, None)
-    collected, error, broken = _run_collect(collect, workspace, timeout_s)
+    collected, error, broken = _run_collect(collect, workspace, timeout_s, env)
     return TestMeasure(files, collected, collect, error, broken)
+
+
+def path_matches(path: str, patterns: Sequence[str]) -> bool:
+    """Whether a tree-relative POSIX path matches any of the globs (see DEFAULT_TEST_PATTERNS)."""
+    return any(_glob_regex(p).match(path) for p in patterns)
 
 
 def find_test_files(workspace: Path, patterns: Sequence[str] = DEFAULT_TEST_PATTERNS) -> tuple[str, ...]:
@@ -175,11 +209,11 @@ def _segment_regex(segment: str) -> str:
 
 
 def _run_collect(
-    command: str, workspace: Path, timeout_s: float
+    command: str, workspace: Path, timeout_s: float, env: dict[str, str] | None = None
 ) -> tuple[int | None, str | None, str | None]:
     """(collected, None, what could not be collected) or (None, one line saying why there is no
     count, None)."""
-    ran = run_shell(command, workspace, timeout_s)
+    ran = run_shell(command, workspace, timeout_s, env)
     if ran.cannot_start is not None:
         return None, ran.cannot_start, None
     if ran.timed_out:
@@ -269,10 +303,11 @@ def compare(
 ) -> RatchetVerdict:
     """Judge `now` against `baseline` (None: there is none yet).
 
-    Fail when a baseline test file is missing now or fewer tests are collected; collected
-    counts are compared only when both sides have one from the same collect command, else
-    files only. Missing files fail even when the suite cannot be collected now; otherwise a
-    collection error is an error. `evidence["measure"]` is `now`, for use as a later baseline.
+    Fail when a baseline test file is missing now, fewer tests are collected (compared only when
+    both sides counted with the same command), a test function got weaker (`outcomes.compare_functions`,
+    when both sides know their functions), or a Python file newly reaches into the test runner.
+    Findings fail even when the suite cannot run now; otherwise a suite that cannot run is an
+    error. `evidence["measure"]` is `now`, for use as a later baseline.
     """
     evidence: dict[str, Any] = {
         "measure": now.to_json(),
@@ -296,6 +331,7 @@ def compare(
     counted = fewer = False
     if before is not None and after is not None and baseline.collect_command == now.collect_command:
         counted, fewer = True, after < before
+    findings = _function_findings(baseline, now, set(missing))
     evidence.update(
         baseline=baseline_label,
         missing_files=missing[:MISSING_FILES_LISTED],
@@ -303,20 +339,12 @@ def compare(
         tests_before=before,
         tests_now=after,
         counts_compared=counted,
+        findings=[f.to_json() for f in findings[:FINDINGS_LISTED]],
+        findings_more=max(0, len(findings) - FINDINGS_LISTED),
     )
     counts = f"collected tests {before} → {after}"
-    if missing or fewer:
-        parts = []
-        if missing:
-            named = ", ".join(missing[:3]) + (f", and {len(missing) - 3} more" if len(missing) > 3 else "")
-            parts.append(f"{_plural(len(missing), 'test file')} missing ({named})")
-        if counted:
-            parts.append(counts)
-        if now.error is not None:
-            parts.append(_error_line(now))
-        if now.broken is not None:
-            parts.append(now.broken)
-        evidence["summary"] = "; ".join(parts) + f" (against {label})"
+    if missing or fewer or findings:
+        evidence["summary"] = _fail_summary(now, missing, counts if fewer else None, findings, label)
         return RatchetVerdict("fail", evidence)
     if now.error is not None:
         evidence["summary"] = _error_line(now)
@@ -326,23 +354,55 @@ def compare(
         changes.append(counts)
     elif before is not None and after is not None:
         changes.append("collected tests not compared: the collect command changed")
+    if baseline.functions is not None and now.functions is not None:
+        changes.append(f"test functions {len(baseline.functions)} → {len(now.functions)}")
     if now.broken is not None:
         changes.append(now.broken)
     evidence["summary"] = f"no tests went down against {label}: " + ", ".join(changes)
     return RatchetVerdict("pass", evidence)
 
 
-def best(measures: Sequence[tuple[str, TestMeasure]]) -> tuple[str, TestMeasure] | None:
-    """The baseline among (label, measure) pairs given newest first: the most collected tests,
-    the newer on ties; measures without a count rank below counted ones and by their number of
-    files. Measures with an error are ignored; None when nothing is left."""
+def _fail_summary(
+    now: TestMeasure, missing: list[str], counts: str | None, findings: list[outcomes.Finding], label: str
+) -> str:
+    parts = []
+    if missing:
+        named = ", ".join(missing[:3]) + (f", and {len(missing) - 3} more" if len(missing) > 3 else "")
+        parts.append(f"{_plural(len(missing), 'test file')} missing ({named})")
+    if counts is not None:
+        parts.append(counts)
+    if findings:
+        shown = "; ".join(f.detail for f in findings[:3])
+        more = f"; and {len(findings) - 3} more" if len(findings) > 3 else ""
+        parts.append(f"{_plural(len(findings), 'test finding')}: {shown}{more}")
+    if now.error is not None:
+        parts.append(_error_line(now))
+    if now.broken is not None:
+        parts.append(now.broken)
+    return "; ".join(parts) + f" (against {label})"
 
-    def rank(item: tuple[int, tuple[str, TestMeasure]]) -> tuple[int, int, int]:
-        age, (_, m) = item
-        return (1, m.collected, -age) if m.collected is not None else (0, len(m.files), -age)
 
-    usable = [(age, pair) for age, pair in enumerate(measures) if pair[1].error is None]
-    return max(usable, key=rank)[1] if usable else None
+def _function_findings(
+    baseline: TestMeasure, now: TestMeasure, missing_files: set[str]
+) -> list[outcomes.Finding]:
+    """Per-function findings, less the disappearances a missing file already names; and the files
+    newly reaching into the test runner."""
+    found: list[outcomes.Finding] = []
+    if baseline.functions is not None and now.functions is not None:
+        before = suite.functions_from_json(baseline.functions)
+        current = suite.functions_from_json(now.functions)
+        for finding in outcomes.compare_functions(before, current):
+            if finding.kind == "missing" and finding.function.split("::")[0] in missing_files:
+                continue
+            found.append(finding)
+    if baseline.patches is None:
+        return found  # an older measure: what it patched is not known
+    for path, why in sorted((now.patches or {}).items()):
+        if path not in baseline.patches:
+            found.append(
+                outcomes.Finding("patches_runner", path, f"{path} reaches into the test runner: {why}")
+            )
+    return found
 
 
 def _size(m: TestMeasure) -> str:

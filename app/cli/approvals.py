@@ -56,7 +56,8 @@ def _request_line(approval: ApprovalView) -> str:
         case r.SignOffRequest(checkpoint_id=checkpoint_id):
             return f"every feature passes at checkpoint {checkpoint_id}"
         case r.BreakerResetRequest(breaker=breaker):
-            return f"breaker {breaker}"
+            detail = str(approval.request.get("detail") or "")
+            return f"breaker {breaker}" + (f": {detail[:100]}" if detail else "")
         case r.ToolCallRequest(tool=tool, input=args, reason=reason):
             return f"{tool}: {subject(tool, args)[:80]} ({reason})"
         case r.QuestionRequest(question=question):

@@ -5,6 +5,7 @@ supervisor, and what it is doing.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -19,13 +20,19 @@ def cmd_session_run(args: argparse.Namespace) -> int:
     store = open_store(args)
     session = run_session_now(store, args.run)
     run = runs.get_run(store, session.run_id)
+    opened = {n for n, b in runs.breakers(store, run.id).items() if b.state == "open"}
+    alarm = run.state == "tripped" and bool(opened & {"judge_error", "tamper"})
     if args.json:
-        print_json(session.to_json() | {"run_id": run.id, "run_state": run.state})
+        about = {"run_id": run.id, "run_state": run.state, "run_reason": run.state_reason}
+        print_json(session.to_json() | about)
     else:
         print(
             f"session {session.n} of {run.name} ({run.id}): {session.state} ({session.end_reason}); "
             f"spent ${session.usage.usd:.4f}; run is {run.state}"
         )
+    if alarm:
+        print(f"longrun: run {run.name} ({run.id}) is tripped: {run.state_reason}", file=sys.stderr)
+        return EXIT_ERROR
     return 0 if session.state == "ended" else EXIT_ERROR
 
 

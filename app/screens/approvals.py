@@ -253,8 +253,10 @@ def _request_parts(asks: ApprovalRequest, row: RunRow | None) -> list[Any]:
                 _effect("\nApprove (a): set a new cap; the run goes on. Deny: the run is paused."),
             ]
         case BreakerResetRequest():
+            detail = (asks.model_extra or {}).get("detail")
             return [
                 Text(f"\nBreaker {asks.breaker} tripped and stopped the run."),
+                *([Text(f"  {detail}")] if detail else []),
                 _effect(
                     "\nApprove: the breaker goes half-open; the next session is a trial and one more bad "
                     "sign opens it again. Deny: the run is paused."
@@ -273,10 +275,18 @@ def _request_parts(asks: ApprovalRequest, row: RunRow | None) -> list[Any]:
             for key in ("missing_files", "tests_before", "tests_now", "baseline"):
                 if key in asks.model_fields_set:
                     parts.append(Text(f"  {key.replace('_', ' ')}: {getattr(asks, key)}"))
+            for finding in asks.findings or []:
+                if isinstance(finding, dict):
+                    parts.append(Text(f"  {finding.get('kind', '')}: {finding.get('detail', '')}"))
+            changed = asks.harness_changed if isinstance(asks.harness_changed, dict) else None
+            if changed and changed.get("diff"):
+                parts.append(Text("\nThe check harness, pinned → now:", style="bold"))
+                shown = Syntax(str(changed["diff"]), "diff", theme="monokai", background_color="default")
+                parts.append(shown)
             return [
                 *parts,
                 _effect(
-                    "\nApprove: the tests as they are now become the baseline. "
+                    "\nApprove: the tests and the check harness as they are now become the baseline. "
                     "Deny: the next session restores them."
                 ),
             ]

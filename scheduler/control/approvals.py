@@ -8,6 +8,7 @@ from longrun.scheduler.control.features import _accept_ratchet, _set_features, _
 from longrun.scheduler.control.limits import reset_breaker
 from longrun.scheduler.control.runs import _decided_already, _go_on, _still_pending, _who
 from longrun.scheduler.judging.judge import apply_judgement
+from longrun.scheduler.judging.pinning import pin_harness
 from longrun.scheduler.spec.run import RunSpec
 from longrun.store import log, runs
 from longrun.store.db import Store
@@ -17,6 +18,7 @@ from longrun.store.runs import (
     ApprovalView,
     BreakerResetRequest,
     DoneConditionRequest,
+    RatchetRequest,
     SignOffRequest,
     ToolCallRequest,
 )
@@ -71,6 +73,11 @@ def decide(
         # The tests as they are now are accepted: a run whose features all pass at its head is done.
         current = runs.get_run(store, run.id)
         spec = RunSpec.model_validate(current.spec)
+        if isinstance(asks, RatchetRequest) and asks.harness_changed and asks.checkpoint_id is not None:
+            accepted_at = runs.get_checkpoint(store, asks.checkpoint_id, run.id)
+            pin_harness(
+                store, current, spec, accepted_at, by=who, why=f"a harness change approved ({approval.id})"
+            )
         judgement = _stored_judgement(store, current, spec)
         with store.writing() as conn:
             if judgement is None or apply_judgement(conn, store, current, spec, judgement, None) is None:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from longrun.scheduler.control.runs import ACTIVE_STATES, _decided_already, _go_on, _who
 from longrun.scheduler.judging.features import features_toml
 from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
+from longrun.scheduler.judging.pinning import pin_harness
 from longrun.scheduler.spec.keys import RATCHET
 from longrun.scheduler.spec.load import parse_features
 from longrun.scheduler.spec.run import RunSpec
@@ -113,6 +114,10 @@ def _set_features(
         )
         if proposal is not None:
             _go_on(conn, run.id, f"done-condition approved by {who}")
+    if run.head_checkpoint_id is not None and spec.features:
+        head = runs.get_checkpoint(store, run.head_checkpoint_id)
+        why = "a proposed done-condition approved" if proposal is not None else "the done-condition set"
+        pin_harness(store, run, spec, head, by=who, why=why)
 
 
 def judge_now(store: Store, ref: str, checkpoint_id: int | None = None, by: str | None = None) -> Judgement:

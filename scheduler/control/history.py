@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from longrun.scheduler.control.runs import _who, new_run_id
 from longrun.scheduler.guards.pricing import prices_for
+from longrun.scheduler.session import mirror
 from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.spec.overrides import apply_overrides
@@ -39,6 +40,7 @@ def rewind(store: Store, ref: str, checkpoint_id: int, *, by: str | None = None)
     abandoned = ws.git(workspace, "for-each-ref", "--format=%(refname)", f"refs/longrun/{run.id}/abandoned/")
     keep = f"refs/longrun/{run.id}/abandoned/{len(abandoned.splitlines()) + 1}"
     ws.git(workspace, "update-ref", keep, current.commit)
+    mirror.bring_back(store.home, workspace, run.id, target.commit)
     ws.restore(workspace, run.branch, target.commit, keep_ref=f"{keep}-found")
     reopened = run.state in (RunState.done, RunState.failed)
     with store.writing() as conn:
@@ -81,6 +83,7 @@ def fork(
     if prices_for(spec, store.home).find(spec.worker.model) is None:
         raise SpecError(f"--set worker.model: no price known for {spec.worker.model!r}")
     branch = ws.branch_name(run_id)
+    mirror.bring_back(store.home, Path(parent.workspace), parent.id, target.commit)
     ws.add_worktree(Path(parent.workspace), folder, branch, target.commit)
     run = runs.insert_run(
         store,

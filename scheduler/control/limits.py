@@ -113,7 +113,10 @@ BREAKER_NAMES = (
     "same_error_repeats",
     "max_usd_per_hour",
     "api_errors",
+    "tamper",
+    "judge_error",
 )
+"""The spec's breakers, and the two a judgement trips itself (see `judging.judge`)."""
 
 
 def reset_breaker(

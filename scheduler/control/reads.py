@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from longrun.scheduler.session import mirror
 from longrun.scheduler.session import workspace as ws
 from longrun.store import runs
 from longrun.store.db import Store
@@ -19,4 +20,6 @@ def checkpoint_diff(store: Store, ref: str, checkpoint_id: int, limit: int = 200
     base = runs.get_checkpoint(store, checkpoint.parent_id).commit if checkpoint.parent_id else EMPTY_TREE
     if base == checkpoint.commit:
         return "", False
-    return ws.diff(Path(run.workspace), base, checkpoint.commit, limit)
+    shas = [checkpoint.commit] + ([base] if base != EMPTY_TREE else [])
+    repo = mirror.repository_with(store.home, Path(run.workspace), run.id, *shas)
+    return ws.diff(repo, base, checkpoint.commit, limit)

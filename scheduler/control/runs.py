@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 
 from longrun.scheduler.demo import write_demo_project
 from longrun.scheduler.guards.pricing import prices_for
+from longrun.scheduler.judging.pinning import pin_harness
 from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.spec.load import load_spec
@@ -65,7 +66,11 @@ def create_run(store: Store, spec: RunSpec, spec_path: Path | None) -> RunView:
         branch=branch,
         state=RunState.draft,
     )
-    take_checkpoint(store, run, None, "created", None)
+    first = take_checkpoint(store, run, None, "created", None)
+    if spec.features:
+        pin_harness(
+            store, run, spec, first, by="longrun", why="the done-condition of the spec the run was made from"
+        )
     return runs.get_run(store, run_id)
 
 

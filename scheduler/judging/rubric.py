@@ -46,6 +46,7 @@ def _rubric_input(
     cp: CheckpointView,
     ancestors: list[CheckpointView],
     outputs: list[CheckOutput],
+    repo: Path | None = None,
 ) -> tuple[RubricInput, CheckpointView | None]:
     """The rubric judge's evidence: the diff since the feature last passed (or since the run
     began) and the outputs of the command checks; and the checkpoint where it last passed."""
@@ -60,7 +61,7 @@ def _rubric_input(
         diff = ""
     else:
         # A byte more than the judge shows, so that it marks the cut itself.
-        diff, _ = ws.diff(Path(run.workspace), base.commit, cp.commit, DIFF_BYTES + 1)
+        diff, _ = ws.diff(repo or Path(run.workspace), base.commit, cp.commit, DIFF_BYTES + 1)
     item = RubricInput(
         feature_id=feature.id,
         description=feature.description,

@@ -1,5 +1,7 @@
 """Taking a checkpoint: a commit of the whole working tree beside the run's branch, under the run's own
-ref, and its row; by the session itself and by whoever settles an end the session could not record.
+ref, kept in longrun's mirror too, and its row; by the session itself and by whoever settles an end
+the session could not record. Each one first compares the workspace's checkpoint refs with the
+mirror's: a deleted or moved one is put back and recorded as a `tamper` event.
 """
 
 from __future__ import annotations
@@ -7,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from longrun.scheduler.session import mirror
 from longrun.scheduler.session import workspace as ws
-from longrun.store import runs
+from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.runs import CheckpointView, RunView, SessionView
 
@@ -21,10 +24,12 @@ def take_checkpoint(
     current = runs.get_run(store, run.id)
     parent = runs.get_checkpoint(store, current.head_checkpoint_id) if current.head_checkpoint_id else None
     label = f"session {session.n}" if session else "no session"
+    tampered = mirror.check_refs(store.home, workspace, run.id)
     sha = ws.snapshot(workspace, f"longrun: checkpoint ({reason}, {label})", checkpoint_ref(run.id, None))
     ws.git(workspace, "update-ref", checkpoint_ref(run.id, sha), sha)
+    mirror.keep(store.home, workspace, run.id, sha)
     commits = ws.commits_between(workspace, f"{parent.commit}^" if parent else None, f"{sha}^")
-    return runs.add_checkpoint(
+    cp = runs.add_checkpoint(
         store,
         run_id=run.id,
         session_id=session.id if session else None,
@@ -33,6 +38,22 @@ def take_checkpoint(
         handoff=handoff,
         commits=[c.to_json() for c in commits],
     )
+    if tampered:
+        more = f"; and {len(tampered) - 3} more" if len(tampered) > 3 else ""
+        shown = "; ".join(c.line for c in tampered[:3]) + more
+        log.record(
+            store,
+            run.id,
+            "tamper",
+            {
+                "checkpoint_id": cp.id,
+                "refs": [c.to_json() for c in tampered],
+                "detail": f"longrun's checkpoint refs were changed in the workspace: {shown}; "
+                "put back from longrun's mirror",
+            },
+            session_id=session.id if session else None,
+        )
+    return cp
 
 
 def checkpoint_ref(run_id: str, sha: str | None) -> str:

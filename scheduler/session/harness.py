@@ -23,6 +23,7 @@ from longrun.scheduler.guards.breakers import SameErrorWatch, Trip, threshold
 from longrun.scheduler.guards.budget import Spent, caps_left, crossed_warnings, fit_call
 from longrun.scheduler.guards.pricing import PriceTable, prices_for
 from longrun.scheduler.judging.features import FEATURES_FILE, features_document, write_features_file
+from longrun.scheduler.session import mirror
 from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.session.context import build_resume_context, context_digest, load_resume_inputs
@@ -346,6 +347,7 @@ class Harness:
         )
         ws.init_workspace(self.workspace, self.run.branch)
         if start is not None:
+            mirror.bring_back(self.store.home, self.workspace, self.run.id, start.commit)
             ws.restore(
                 self.workspace,
                 self.run.branch,

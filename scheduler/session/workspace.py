@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from longrun.scheduler.session.mirror import SAFE_GIT, git_env
 from longrun.store.errors import WorkspaceError
 
 AGENT_NAME = "longrun agent"
@@ -30,11 +27,14 @@ class Commit:
 
 def git(workspace: Path | str, *args: str, check: bool = True) -> str:
     """Run git in the workspace and return its stdout; a failure is a one-line WorkspaceError."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env["GIT_TERMINAL_PROMPT"] = "0"
     try:
         proc = subprocess.run(
-            ["git", *args], cwd=workspace, capture_output=True, text=True, env=env, timeout=120
+            ["git", *SAFE_GIT, *args],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            env=git_env(),
+            timeout=120,
         )
     except FileNotFoundError:
         raise WorkspaceError("git is not installed (longrun keeps checkpoints as git commits)") from None
@@ -117,6 +117,7 @@ def snapshot(workspace: Path, message: str, ref: str) -> str:
     index = git_path(workspace, f"longrun-index-{os.getpid()}")
     env_index = {"GIT_INDEX_FILE": str(index)}
     try:
+        _tracked(workspace, env_index)
         _git_env(workspace, env_index, "add", "-A")
         tree = _git_env(workspace, env_index, "write-tree")
     finally:
@@ -127,9 +128,19 @@ def snapshot(workspace: Path, message: str, ref: str) -> str:
     return sha
 
 
+def _tracked(workspace: Path, env_index: dict[str, str]) -> None:
+    """Start a scratch index from HEAD, so a tracked file counts even where .gitignore matches it."""
+    try:
+        _git_env(workspace, env_index, "read-tree", "HEAD")
+    except WorkspaceError:
+        pass  # no HEAD to start from: the files alone, as found
+
+
 def _git_env(workspace: Path, extra: dict[str, str], *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | extra
-    proc = subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, env=env, timeout=300)
+    env = git_env() | extra
+    proc = subprocess.run(
+        ["git", *SAFE_GIT, *args], cwd=workspace, capture_output=True, text=True, env=env, timeout=300
+    )
     if proc.returncode != 0:
         reason = (proc.stderr or proc.stdout).strip().splitlines()
         raise WorkspaceError(
@@ -146,6 +157,7 @@ def working_tree(workspace: Path) -> str:
     """The tree id the working tree would have if committed now (untracked files included)."""
     index = git_path(workspace, f"longrun-index-probe-{os.getpid()}")
     try:
+        _tracked(workspace, {"GIT_INDEX_FILE": str(index)})
         _git_env(workspace, {"GIT_INDEX_FILE": str(index)}, "add", "-A")
         return _git_env(workspace, {"GIT_INDEX_FILE": str(index)}, "write-tree")
     finally:
@@ -188,9 +200,9 @@ def restore(workspace: Path, branch: str, checkpoint_commit: str, keep_ref: str)
 def diff(workspace: Path, base: str, tip: str, limit: int) -> tuple[str, bool]:
     """`git diff` from `base` to `tip` (a stat, then the patch), at most `limit` bytes of it, and
     whether it was cut. Longrun's private folder is left out. Reads no more than it keeps."""
-    args = ["git", "diff", "--no-color", "--no-ext-diff", "--stat", "--patch", base, tip, "--"]
-    args += [".", f":(exclude){PRIVATE_DIR}"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    args = ["git", *SAFE_GIT, "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--stat", "--patch"]
+    args += [base, tip, "--", ".", f":(exclude){PRIVATE_DIR}"]
+    env = git_env()
     try:
         proc = subprocess.Popen(args, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except FileNotFoundError:
@@ -207,20 +219,6 @@ def diff(workspace: Path, base: str, tip: str, limit: int) -> tuple[str, bool]:
             f"{workspace}: git diff failed: {error.splitlines()[-1] if error else proc.returncode}"
         )
     return data[:limit].decode(errors="ignore"), cut
-
-
-@contextmanager
-def detached_copy(workspace: Path, commit: str) -> Iterator[Path]:
-    """A temporary worktree of the repository at `commit` (detached), removed afterwards: a place
-    to look at a checkpoint without touching the workspace."""
-    folder = Path(tempfile.mkdtemp(prefix="longrun-at-"))
-    git(workspace, "worktree", "add", "-q", "--detach", "-f", str(folder), commit)
-    try:
-        yield folder
-    finally:
-        git(workspace, "worktree", "remove", "--force", str(folder), check=False)
-        shutil.rmtree(folder, ignore_errors=True)
-        git(workspace, "worktree", "prune", check=False)
 
 
 def add_worktree(workspace: Path, folder: Path, branch: str, checkpoint_commit: str) -> None:

@@ -30,7 +30,8 @@ class RatchetSpec(Table):
     enabled: StrictBool = spec_key(
         True,
         kind="true or false",
-        meaning="whether test files and collected tests must never go down against the best checkpoint",
+        meaning="whether tests must never go down (in number, or by being emptied, skipped or "
+        "deselected) against the latest checkpoint that passed it",
     )
     tests: tuple[StrictStr, ...] | None = spec_key(
         None,
@@ -42,14 +43,37 @@ class RatchetSpec(Table):
         "auto",
         kind="a string",
         expected='a shell command, "auto" or "none"',
-        meaning='the command that lists the collected tests; "auto" runs pytest\'s collection when '
-        'there are Python test files, "none" counts files only',
+        meaning='"auto" runs a Python suite itself and compares every test function; a shell '
+        'command instead only counts the tests it lists; "none" counts files only',
         pattern=r"\S",
     )
     timeout: PositiveDuration = spec_key(
         timedelta(minutes=5),
         kind="a duration",
-        meaning="how long collecting the tests may take before the ratchet counts it as an error",
+        meaning="how long the ratchet's run of the tests may take before it counts as an error",
+    )
+
+
+class HarnessSpec(Table):
+    """`[judge.harness]`: the files a check depends on, pinned when the done-condition is approved."""
+
+    pin: StrictBool = spec_key(
+        True,
+        kind="true or false",
+        meaning="whether the check harness (runner settings, conftest files, the scripts and build "
+        "files the checks name) is pinned; a change to it waits for a person",
+    )
+    include: tuple[StrictStr, ...] = spec_key(
+        (),
+        kind="an array of strings",
+        expected='an array of glob patterns, like ["scripts/**"]',
+        meaning="more files to pin (globs from the workspace root)",
+    )
+    exclude: tuple[StrictStr, ...] = spec_key(
+        (),
+        kind="an array of strings",
+        expected='an array of glob patterns, like ["package.json"]',
+        meaning="files never pinned, even when the harness would be (globs from the workspace root)",
     )
 
 
@@ -100,6 +124,11 @@ class JudgeSpec(Table):
         le=1,
     )
     ratchet: RatchetSpec = spec_key(factory=RatchetSpec, kind="a table", meaning="the test ratchet")
+    harness: HarnessSpec = spec_key(
+        factory=HarnessSpec,
+        kind="a table",
+        meaning="the check harness pinned at the done-condition's approval",
+    )
 
     @field_validator("script")
     @classmethod

@@ -75,7 +75,8 @@ class SignOffRequest(_Request):
 
 
 class RatchetRequest(_Request):
-    """`ratchet`: the tests went down; approving makes the tests as they are now the baseline."""
+    """`ratchet`: the tests went down or the check harness changed; approving makes the tests and
+    the harness as they are at the checkpoint the new baseline."""
 
     checkpoint_id: int | None = None
     summary: str = "The tests went down."
@@ -83,6 +84,8 @@ class RatchetRequest(_Request):
     tests_before: Any = None
     tests_now: Any = None
     baseline: Any = None
+    findings: Any = None
+    harness_changed: Any = None
 
 
 class OtherRequest(_Request):

@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 
 from longrun.bench import append as append_bench
+from longrun.bench import judge as judge_bench
 from longrun.bench import rehydrate as rehydrate_bench
+from longrun.scheduler.demo import DEMO_SPEC
 from longrun.scheduler.session.context import CONTEXT_TOKEN_CAP
+from longrun.scheduler.spec.keys import RATCHET
 from longrun.store.db import DB_NAME, Store
 from longrun.store.log import verify_chain
 
@@ -198,3 +201,40 @@ def test_proxy_compares_the_proxy_with_the_scripted_server_in_the_same_run() -> 
     assert isinstance(figures["meets_targets"], bool)
     # Every call through the proxy is metered: 4 warm-up calls, then a plain and a streamed one a round.
     assert figures["metered_calls"] == 4 + 2 * 6 and figures["metered_output_tokens"] > 0
+
+
+JUDGE_TIMEOUT_S = 540
+
+
+@pytest.mark.timeout(600)
+def test_judge_compares_judging_the_demo_with_its_checks_by_hand(tmp_path: Path) -> None:
+    """The demo is run to done in the store under --dir, and its head checkpoint really judged."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "longrun.bench", "judge", "--repeat", "1", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=JUDGE_TIMEOUT_S,
+    )
+    figures = result_of(proc)
+    assert figures["benchmark"] == "judge" and figures["repeat"] == 1
+    features = DEMO_SPEC["features"]
+    assert figures["features"] == len(features)
+    assert figures["checks"] == sum(1 for f in features if f.get("check")) > 0
+    assert figures["judged"] == {f["id"]: "pass" for f in features} | {RATCHET: "pass"}
+    for side in ("judge", "by_hand"):
+        assert 0 < figures[f"{side}_median_s"] <= figures[f"{side}_p95_s"]
+    assert figures["ratio"] == pytest.approx(
+        figures["judge_median_s"] / figures["by_hand_median_s"], rel=1e-2
+    )
+    assert figures["targets"] == {"ratio": 1.5}
+    assert isinstance(figures["meets_targets"], bool)
+    assert figures["sessions"] >= 1 and figures["setup_s"] > 0
+    db = tmp_path / judge_bench.STORE_DIR / DB_NAME
+    run_id = figures["run_id"]
+    assert count(db, "SELECT count(*) FROM run WHERE id = ? AND state = 'done'", run_id) == 1
+    # The warm-up and each repeat judged the head checkpoint, under the benchmark's name.
+    judged = (
+        "SELECT count(*) FROM event WHERE run_id = ? AND kind = 'judged' "
+        "AND json_extract(data, '$.by') = ? AND json_extract(data, '$.checkpoint_id') = ?"
+    )
+    assert count(db, judged, run_id, judge_bench.JUDGED_BY, figures["checkpoint_id"]) == 1 + figures["repeat"]

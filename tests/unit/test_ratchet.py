@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from longrun.evaluators import ratchet
+from longrun.evaluators import ratchet, suite
 from longrun.evaluators.ratchet import TestMeasure
 
 MATH_TESTS = "def test_add():\n    assert 1 + 1 == 2\n\n\ndef test_sub():\n    assert 2 - 1 == 1\n"
@@ -45,8 +45,16 @@ def test_measure_finds_the_test_files_and_counts_the_collected_tests(project: Pa
     m = ratchet.measure(project)
     assert m.files == PROJECT_FILES
     assert m.collected == 5
-    assert m.collect_command == ratchet.PYTEST_COLLECT
+    assert m.collect_command == suite.PYTEST_RUN
     assert m.error is None
+    assert m.functions is not None and sorted(m.functions) == [
+        "pkg/deep/calc_test.py::test_one",
+        "test_root.py::test_one",
+        "tests/test_math.py::test_add",
+        "tests/test_math.py::test_sub",
+        "tests/test_text.py::test_upper",
+    ]
+    assert {f["outcome"] for f in m.functions.values()} == {"passed"}
 
 
 def test_patterns_are_globs_from_the_workspace_root(tmp_path: Path) -> None:
@@ -259,30 +267,6 @@ def test_a_hanging_collect_command_is_killed_at_the_timeout(project: Path) -> No
     while _alive(sleeper) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(sleeper), "the collect command's process group outlived the timeout"
-
-
-def test_best_is_the_most_collected_newest_on_ties_skipping_errors() -> None:
-    files = ("tests/test_a.py",)
-    measures = [  # newest first
-        ("checkpoint 6", TestMeasure(files, 7, ratchet.PYTEST_COLLECT)),
-        ("checkpoint 5", TestMeasure(files, 99, ratchet.PYTEST_COLLECT, error="timed out after 1s")),
-        ("checkpoint 4", TestMeasure(files, 9, ratchet.PYTEST_COLLECT)),
-        ("checkpoint 3", TestMeasure(files, 9, ratchet.PYTEST_COLLECT)),
-        ("checkpoint 2", TestMeasure(files + ("tests/test_b.py",), None, None)),
-        ("checkpoint 1", TestMeasure(files, 3, ratchet.PYTEST_COLLECT)),
-    ]
-
-    assert ratchet.best(measures) == measures[2]
-    assert ratchet.best([]) is None
-    assert ratchet.best([measures[1]]) is None
-
-
-def test_best_without_counts_is_the_most_files() -> None:
-    one = TestMeasure(("tests/test_a.py",), None, None)
-    two = TestMeasure(("tests/test_a.py", "tests/test_b.py"), None, None)
-
-    assert ratchet.best([("checkpoint 2", one), ("checkpoint 1", two)]) == ("checkpoint 1", two)
-    assert ratchet.best([("checkpoint 2", two), ("checkpoint 1", two)]) == ("checkpoint 2", two)
 
 
 def test_a_measure_survives_a_json_round_trip(project: Path) -> None:
