@@ -259,15 +259,18 @@ def _judge_features(
     judged: dict[str, RubricVerdict | VerdictView] = {}
     usd = 0.0
     out_of_budget = False
-    if rubrics:
+    to_judge = []
+    for feature in rubrics:
+        base = next((c for c in ancestors[1:] if c.features.get(feature.id) == "pass"), ancestors[-1])
+        repo = mirror.repository_with(store.home, Path(run.workspace), run.id, base.commit, cp.commit)
+        item, passed_at = _rubric_input(run, spec, feature, cp, ancestors, outputs, repo)
+        if passed_at is not None and not item.diff:
+            judged[feature.id] = _carried(feature, cp, passed_at)  # no model started for it
+        else:
+            to_judge.append((feature, item))
+    if to_judge:
         with _RubricJudge(store, run, spec, session_id) as judge:
-            for feature in rubrics:
-                base = next((c for c in ancestors[1:] if c.features.get(feature.id) == "pass"), ancestors[-1])
-                repo = mirror.repository_with(store.home, Path(run.workspace), run.id, base.commit, cp.commit)
-                item, passed_at = _rubric_input(run, spec, feature, cp, ancestors, outputs, repo)
-                if passed_at is not None and not item.diff:
-                    judged[feature.id] = _carried(feature, cp, passed_at)
-                    continue
+            for feature, item in to_judge:
                 verdict, cost, broke = judge.judge(feature, cp, item)
                 judged[feature.id] = verdict
                 usd += cost

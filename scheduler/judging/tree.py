@@ -12,8 +12,8 @@ path variables, `PATH` without entries inside the tree or the workspace, and Pyt
 the safe path (`PYTHONSAFEPATH`) plus a small `sitecustomize` of the judge's that puts the tree at
 the end of `sys.path`: a module in the tree can be imported, but it cannot shadow an installed one
 (a `pytest.py` does not replace pytest), and no path into the live workspace (an editable install
-of the project) is kept. Bytecode is neither written nor read from the tree (`PYTHONPYCACHEPREFIX`
-names an empty folder of the judge's): a committed `__pycache__` cannot stand in for its source.
+of the project) is kept. Compiled bytecode (`__pycache__/*.pyc`) is not written out: committed, it
+could stand in for its source, which is what is judged.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def write_tree(home: Path, commit: str, folder: Path) -> tuple[frozenset[str], l
             continue
         meta, _, path = record.partition("\t")
         mode, kind, sha = meta.split()
-        if kind == "blob":
+        if kind == "blob" and not _bytecode(path):
             entries.append((mode, sha, path))
     contents = _blobs(home, [sha for _, sha, _ in entries])
     root = folder.resolve()
@@ -155,6 +155,11 @@ def write_tree(home: Path, commit: str, folder: Path) -> tuple[frozenset[str], l
             left_out.append(path)
     kept = frozenset(path for _, _, path in entries) - set(left_out)
     return kept, left_out
+
+
+def _bytecode(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) >= 2 and parts[-2] == "__pycache__" and parts[-1].endswith((".pyc", ".pyo"))
 
 
 def _blobs(home: Path, shas: list[str]) -> dict[str, bytes]:
@@ -197,11 +202,6 @@ def python_start(home: Path) -> Path:
     return folder
 
 
-def _empty(folder: Path) -> Path:
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 def judge_env(home: Path, tree: Path, workspace: Path) -> dict[str, str]:
     """The environment a check runs in, in the judge's tree (see the module's docstring)."""
     env = {k: v for k, v in clean_env().items() if not k.startswith("PYTHON")}
@@ -218,7 +218,6 @@ def judge_env(home: Path, tree: Path, workspace: Path) -> dict[str, str]:
     env["PATH"] = os.pathsep.join([python_dir, *[p for p in kept if p != python_dir]])
     env["PYTHONSAFEPATH"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONPYCACHEPREFIX"] = str(_empty(judging_home(home) / "no-bytecode"))
     env["PYTHONPATH"] = str(python_start(home))
     env[TREE_ENV] = str(tree)
     env[LIVE_ENV] = str(workspace)

@@ -70,7 +70,7 @@ def test_a_check_that_passes_only_in_the_live_workspace_fails_in_the_judges_tree
     assert judged["where"] == "the judge's own tree"
     assert runs.get_run(store, run.id).state != "done"
     # The judge's trees are its own, under longrun's home, and gone once judged.
-    assert {p.name for p in (store.home / "judging").iterdir()} == {"python", "no-bytecode"}
+    assert {p.name for p in (store.home / "judging").iterdir()} == {"python"}
 
 
 def test_a_changed_runner_config_is_put_back_for_judging_and_waits_for_a_person(

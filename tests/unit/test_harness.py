@@ -106,6 +106,8 @@ def _repo(tmp_path: Path, home: Path) -> tuple[Path, str]:
     (repo / "inside").symlink_to("tests/test_a.py")
     (repo / "absolute").symlink_to("/etc/hostname")
     (repo / "dot").symlink_to(".")
+    (repo / "__pycache__").mkdir()
+    (repo / "__pycache__" / "calc.cpython-311.pyc").write_bytes(b"not the source")
     (repo / "escape").symlink_to("dot/..")
     sha = ws.snapshot(repo, "t", "refs/longrun/t/checkpoints/head")
     mirror.keep(home, repo, "t", sha)
@@ -125,6 +127,7 @@ def test_the_judges_tree_is_the_commit_byte_for_byte_without_links_that_leave_it
     assert (folder / "inside").is_symlink() and (folder / "inside").read_text().startswith("def test_a")
     assert not (folder / "absolute").exists() and not (folder / "escape").exists()
     assert "tests/test_a.py" in files and "absolute" not in files
+    assert not (folder / "__pycache__").exists()  # committed bytecode could stand in for its source
 
 
 def test_the_tree_comes_from_the_mirror_when_the_workspace_lost_it(tmp_path: Path) -> None:
