@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -123,28 +124,29 @@ def write_tree(home: Path, commit: str, folder: Path) -> tuple[frozenset[str], l
     """Write every file of `commit` under `folder` from the mirror's objects; return the paths
     written and the symbolic links left out because they resolve outside `folder`."""
     listing = mirror.mgit(home, "ls-tree", "-r", "-z", "--full-tree", commit)
-    entries = []
+    root = folder.resolve()
+    by_blob: dict[str, list[tuple[str, str]]] = {}
     for record in listing.split("\0"):
         if not record:
             continue
         meta, _, path = record.partition("\t")
         mode, kind, sha = meta.split()
-        if kind == "blob" and not _bytecode(path):
-            entries.append((mode, sha, path))
-    contents = _blobs(home, [sha for _, sha, _ in entries])
-    root = folder.resolve()
-    links: list[tuple[Path, str, str]] = []
-    for mode, sha, path in entries:
-        target = root / path
-        if ".." in Path(path).parts or not target.resolve().is_relative_to(root):
-            raise WorkspaceError(f"commit {commit[:12]} holds a path outside its tree: {path!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if mode == "120000":
-            links.append((target, contents[sha].decode(errors="surrogateescape"), path))
+        if kind != "blob" or _bytecode(path):
             continue
-        target.write_bytes(contents[sha])
-        if mode == "100755":
-            target.chmod(0o755)
+        if ".." in Path(path).parts or not (root / path).resolve().is_relative_to(root):
+            raise WorkspaceError(f"commit {commit[:12]} holds a path outside its tree: {path!r}")
+        by_blob.setdefault(sha, []).append((mode, path))
+    links: list[tuple[Path, str, str]] = []
+    for sha, data in _blobs(home, list(by_blob)):
+        for mode, path in by_blob[sha]:
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if mode == "120000":
+                links.append((target, data.decode(errors="surrogateescape"), path))
+                continue
+            target.write_bytes(data)
+            if mode == "100755":
+                target.chmod(0o755)
     left_out = []
     for target, pointing, _ in links:  # after every file, so nothing is written through a link
         os.symlink(pointing, target)
@@ -153,7 +155,7 @@ def write_tree(home: Path, commit: str, folder: Path) -> tuple[frozenset[str], l
         if resolved != str(root) and not resolved.startswith(str(root) + os.sep):
             target.unlink()
             left_out.append(path)
-    kept = frozenset(path for _, _, path in entries) - set(left_out)
+    kept = frozenset(path for entries in by_blob.values() for _, path in entries) - set(left_out)
     return kept, left_out
 
 
@@ -162,32 +164,44 @@ def _bytecode(path: str) -> bool:
     return len(parts) >= 2 and parts[-2] == "__pycache__" and parts[-1].endswith((".pyc", ".pyo"))
 
 
-def _blobs(home: Path, shas: list[str]) -> dict[str, bytes]:
-    """The blobs' contents, read in one `git cat-file --batch`."""
-    wanted = list(dict.fromkeys(shas))
-    if not wanted:
-        return {}
-    proc = subprocess.run(
+def _blobs(home: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
+    """Each blob's contents, one at a time, from one `git cat-file --batch` (the names are fed
+    from a thread, so a large tree never holds more than one file in memory)."""
+    if not shas:
+        return
+    proc = subprocess.Popen(
         ["git", *mirror.SAFE_GIT, "--git-dir", str(mirror.mirror_path(home)), "cat-file", "--batch"],
-        input="".join(f"{sha}\n" for sha in wanted).encode(),
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         env=mirror.git_env(),
-        timeout=300,
     )
-    if proc.returncode != 0:
-        raise WorkspaceError(
-            f"git cat-file failed in longrun's mirror: {proc.stderr.decode().strip()[-200:]}"
-        )
-    out, found, at = proc.stdout, {}, 0
-    for sha in wanted:
-        end = out.index(b"\n", at)
-        header = out[at:end].split()
-        if len(header) < 3 or header[1] != b"blob":
-            raise WorkspaceError(f"object {sha[:12]} is missing from longrun's mirror")
-        size = int(header[2])
-        found[sha] = out[end + 1 : end + 1 + size]
-        at = end + 1 + size + 1
-    return found
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    def feed() -> None:
+        try:
+            for sha in shas:
+                stdin.write(f"{sha}\n".encode())
+        except BrokenPipeError:
+            pass
+        finally:
+            stdin.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        for sha in shas:
+            header = stdout.readline().split()
+            if len(header) < 3 or header[1] != b"blob":
+                raise WorkspaceError(f"object {sha[:12]} is missing from longrun's mirror")
+            data = stdout.read(int(header[2]))
+            stdout.read(1)  # the newline after each object
+            yield sha, data
+    finally:
+        proc.kill()
+        proc.wait()
+        feeder.join(timeout=10)
 
 
 def python_start(home: Path) -> Path:
