@@ -111,6 +111,19 @@ def evidence_text(feature: str, verdict: dict[str, Any]) -> Text:
         if key in ev:
             out.append(f"{key}: ", style="bold")
             out.append(f"{ev.pop(key)}\n")
+    judged = ev.pop("judged", None)
+    if isinstance(judged, dict) and judged.get("commit"):
+        out.append("judged: ", style="bold")
+        tree = f" (tree {str(judged['tree'])[:10]})" if judged.get("tree") else ""
+        where = judged.get("where", "a tree of its own")
+        out.append(f"commit {str(judged['commit'])[:10]}{tree}, in {where}\n")
+        for key in ("restored", "links_left_out"):
+            if judged.get(key):
+                out.append(f"  {key.replace('_', ' ')}: {', '.join(map(str, judged[key]))}\n", style="dim")
+    changed = ev.pop("harness_changed", None)
+    if isinstance(changed, dict) and changed.get("diff"):
+        out.append("check harness, pinned → now:\n", style="bold")
+        out.append(str(changed["diff"]).rstrip()[-4000:] + "\n")
     for key in ("output", "output_tail", "stdout", "stderr"):
         if ev.get(key):
             out.append(f"{key}:\n", style="bold")
