@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from longrun.app.cli.output import EXIT_ERROR, open_store, print_json
-from longrun.app.cli.parsing import Commands
+from longrun.app.cli.output import EXIT_ERROR, EXIT_WAITING, open_store, print_json
+from longrun.app.cli.parsing import Commands, positive_number
 from longrun.app.cli.runs import run_document
 from longrun.store.errors import LongrunError
 
@@ -59,9 +59,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not finished:
         print(f"longrun: error: the demo did not finish within {args.timeout:g}s", file=sys.stderr)
         return EXIT_ERROR
-    if final.state in ("awaiting_approval", "tripped", "paused") and not args.json:
-        print(f"the run waits for a person: {final.state_reason}")
-    return 0 if final.state in ("done", "awaiting_approval", "tripped") else EXIT_ERROR
+    if final.state in WAITING:
+        if not args.json:
+            print(f"the run waits for a person: {final.state_reason}")
+        return EXIT_WAITING
+    return 0 if final.state == "done" else EXIT_ERROR
+
+
+WAITING = ("awaiting_approval", "tripped", "paused")
+"""States in which the headless demo ends waiting for a person: it exits EXIT_WAITING."""
 
 
 def _demo_decides(store: Any, run: Any, args: argparse.Namespace) -> bool:
@@ -112,6 +118,8 @@ def register(commands: Commands) -> None:
         default="scripted",
         help="who works: the built-in agent (default) or the Claude Code CLI, both on the scripted model",
     )
-    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds")
+    p.add_argument(
+        "--timeout", type=positive_number, default=600.0, metavar="S", help="give up after S seconds"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a demo spec key")
     p.add_argument("--write", metavar="DIR", help="only write the demo's spec and workspace into DIR")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from longrun.app.cli.output import open_store, print_json, print_table
-from longrun.app.cli.parsing import Commands
+from longrun.app.cli.parsing import Commands, positive_int
 from longrun.store.errors import SpecError
 
 
@@ -184,7 +184,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--by", metavar="NAME", help="who asks (default: your user name)")
     p = commands.add("verdicts", cmd_verdicts, "the run's verdicts: features × checkpoints", json_flag)
     p.add_argument("run", metavar="RUN")
-    p.add_argument("--last", type=int, default=10, metavar="N", help="show the last N judged checkpoints")
+    p.add_argument(
+        "--last", type=positive_int, default=10, metavar="N", help="show the last N judged checkpoints"
+    )
     p = commands.add(
         "features",
         cmd_features,

@@ -49,7 +49,13 @@ def cmd_budget(args: argparse.Namespace) -> int:
     if doc["caps"]:
         print_table(
             [
-                [c["cap"], f"{c['limit']:g}", f"{c['spent']:.4f}", f"{c['left']:.4f}", f"{c['fraction']:.0%}"]
+                [
+                    c["cap"],
+                    _amount(c["cap"], c["limit"]),
+                    _amount(c["cap"], c["spent"]),
+                    _amount(c["cap"], c["left"]),
+                    f"{c['fraction']:.0%}",
+                ]
                 for c in doc["caps"]
             ],
             ["CAP", "LIMIT", "SPENT", "LEFT", "USED"],
@@ -61,6 +67,11 @@ def cmd_budget(args: argparse.Namespace) -> int:
         ["BREAKER", "LIMIT", "STATE", "REASON"],
     )
     return 0
+
+
+def _amount(cap: str, value: float) -> str:
+    """A cap's figure as a person reads it: tokens whole, dollars to the cent's hundredth."""
+    return f"{int(value):,}" if cap == "tokens" else f"${value:.4f}"
 
 
 def cmd_breaker_reset(args: argparse.Namespace) -> int:

@@ -65,6 +65,23 @@ def _seq_or_time(text: str | None, flag: str) -> int | datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _empty_window(since: int | datetime | None, until: int | datetime | None) -> bool:
+    """Whether `--since` is not before `--until` (both seqs or both times), so nothing could match."""
+    if isinstance(since, int) and isinstance(until, int):
+        return since >= until
+    if isinstance(since, datetime) and isinstance(until, datetime):
+        return since >= until
+    return False
+
+
+def _event_kinds(store: Any) -> list[str]:
+    """Every event kind the store holds, sorted."""
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        return sorted(row[0] for row in conn.execute(text("SELECT DISTINCT kind FROM event")))
+
+
 def export_events(rows: Iterable[Any], fmt: str) -> None:
     """Events as JSON lines or CSV, a row at a time; the payload is the stored canonical JSON."""
     if fmt == "csv":
@@ -95,6 +112,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         raise SpecError("--format and --json: give one of them")
     since = _seq_or_time(args.since, "--since")
     until = _seq_or_time(args.until, "--until")
+    if _empty_window(since, until):
+        raise SpecError(f"--since {args.since} is not before --until {args.until}: nothing could match")
     window: dict[str, Any] = {
         "since_seq": since if isinstance(since, int) else 0,
         "since_ts": since if isinstance(since, datetime) else None,
@@ -104,6 +123,13 @@ def cmd_events(args: argparse.Namespace) -> int:
     }
     store = open_store(args)
     run = runs.get_run(store, args.run)
+    if args.kind:
+        known = _event_kinds(store)
+        unknown = sorted(set(args.kind) - set(known))
+        if unknown:
+            raise SpecError(
+                f"--kind {unknown[0]}: no event of that kind in this store (kinds: {', '.join(known)})"
+            )
     if args.format is not None:
         export_events(log.stream_rows(store, run.id, **window), args.format)
         return 0
@@ -111,8 +137,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     if args.json:
         print_json_array(e.to_json() for e in events)
         return 0
+    numbers = {s.id: s.n for s in runs.list_sessions(store, run.id)}
     for e in events:
-        session = f"s{e.session_id}" if e.session_id is not None else "-"
+        session = f"s{numbers.get(e.session_id, e.session_id)}" if e.session_id is not None else "-"
         print(f"{e.seq:>6}  {local_time(e.ts)}  {session:>4}  {e.kind:<16} {_event_summary(e.kind, e.data)}")
     return 0
 

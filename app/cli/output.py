@@ -16,6 +16,8 @@ from longrun.store.errors import SpecError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_WAITING = 3
+"""`longrun demo --headless`: the run ended waiting for a person (an approval, a tripped breaker)."""
 
 
 def local_time(ts: datetime | None) -> str:

@@ -48,3 +48,37 @@ class Commands:
         """A command with subcommands of its own (`longrun run …`): the subparsers to add them to."""
         parser = self.sub.add_parser(name, help=help, parents=[self.common])
         return parser.add_subparsers(dest=f"{name}_command", required=True, parser_class=Parser)
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a number greater than 0 (a tick or a timeout of 0 or less would spin or
+    end at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number greater than 0, found {text!r}")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse type: a number of 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, found {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, found {text!r}")
+    return value

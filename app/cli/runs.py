@@ -1,13 +1,23 @@
-"""`longrun init` and `longrun run …`: create, list and show runs; start, pause, stop and resume them."""
+"""`longrun init`, `longrun spec check` and `longrun run …`: check a spec; create, list and show runs;
+start, pause, stop and resume them."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from longrun.app.cli.output import local_time, open_store, print_json, print_table, supervisor_alive
+from longrun.app.cli.output import (
+    EXIT_ERROR,
+    local_time,
+    open_store,
+    print_json,
+    print_table,
+    supervisor_alive,
+)
 from longrun.app.cli.parsing import Commands
+from longrun.store.errors import SpecError
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -16,11 +26,38 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _every_problem(error: SpecError) -> int:
+    """Print each problem of a spec on its own line (the first is the message); exit 1."""
+    lines = getattr(error, "errors", None) or [error.message]
+    for line in lines:
+        print(f"longrun: error: {line}", file=sys.stderr)
+    if len(lines) > 1:
+        print(f"longrun: {len(lines)} problems in the spec", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_spec_check(args: argparse.Namespace) -> int:
+    from longrun.scheduler.spec.load import load_spec
+
+    try:
+        spec = load_spec(Path(args.spec), args.set)
+    except SpecError as exc:
+        return _every_problem(exc)
+    if args.json:
+        print_json({"spec": args.spec, "ok": True, "name": spec.name, "features": len(spec.features)})
+    else:
+        print(f"{args.spec}: a valid spec for run {spec.name!r} ({len(spec.features)} features)")
+    return 0
+
+
 def cmd_run_create(args: argparse.Namespace) -> int:
     from longrun.scheduler.control import create_run_from_file
 
     store = open_store(args)
-    run = create_run_from_file(store, Path(args.spec), args.set)
+    try:
+        run = create_run_from_file(store, Path(args.spec), args.set)
+    except SpecError as exc:
+        return _every_problem(exc)
     if args.json:
         print_json(run.to_json())
     else:
@@ -153,6 +190,16 @@ def cmd_run_verb(args: argparse.Namespace) -> int:
 def register(commands: Commands) -> None:
     commands.add("init", cmd_init, "create the store")
     json_flag = commands.json_flag
+    spec = commands.group("spec", "check a spec file")
+    p = commands.add(
+        "check",
+        cmd_spec_check,
+        "validate a spec file and print every problem; creates nothing",
+        json_flag,
+        into=spec,
+    )
+    p.add_argument("spec", metavar="SPEC.toml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     run = commands.group("run", "create, list and show runs")
     p = commands.add("create", cmd_run_create, "create a run from a spec file", json_flag, into=run)
     p.add_argument("spec", metavar="SPEC.toml")

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from longrun.app.cli.output import EXIT_ERROR, open_store, print_json, print_table
-from longrun.app.cli.parsing import Commands
+from longrun.app.cli.parsing import Commands, non_negative_number, positive_int, positive_number
+from longrun.store.errors import LongrunError
 
 
 def cmd_session_run(args: argparse.Namespace) -> int:
@@ -33,12 +34,32 @@ def cmd_session_run(args: argparse.Namespace) -> int:
     if alarm:
         print(f"longrun: run {run.name} ({run.id}) is tripped: {run.state_reason}", file=sys.stderr)
         return EXIT_ERROR
+    if session.end_reason == "error":
+        print(
+            f"longrun: session {session.n} ended on an error: {_end_detail(store, session)}", file=sys.stderr
+        )
+        return EXIT_ERROR
     return 0 if session.state == "ended" else EXIT_ERROR
+
+
+def _end_detail(store: Any, session: Any) -> str:
+    from longrun.store import log
+
+    ended = [
+        e
+        for e in log.read_events(store, session.run_id, kinds=["session_ended"])
+        if e.session_id == session.id
+    ]
+    detail = ended[-1].data.get("detail") if ended else None
+    return str(detail or "see `longrun events` for the session")
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     import signal
     from datetime import timedelta
+
+    if args.action == "stop":
+        return cmd_daemon_stop(args)
 
     from longrun.scheduler.supervisor.daemon import Supervisor, SupervisorConfig
 
@@ -68,6 +89,88 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         supervisor.shutdown()
         announce("stopped")
     return 0
+
+
+def cmd_daemon_stop(args: argparse.Namespace) -> int:
+    """Stop the supervisor that holds the store's lease: SIGTERM and wait (its sessions wrap up and
+    checkpoint), or with --now SIGKILL it and every live session's process group."""
+    import signal
+    import socket
+    import time
+
+    from longrun.scheduler.supervisor.launch import kill_group
+    from longrun.store import lease, runs
+
+    store = open_store(args)
+    held = lease.current(store)
+    if held is None or not held.alive() or held.pid is None:
+        print("no supervisor is running")
+        return 0
+    host = held.holder.split(":")[0]
+    if host != socket.gethostname():
+        raise LongrunError(f"the supervisor runs on {host} (pid {held.pid}): stop it there")
+    pid = held.pid
+    if not _exists(pid) or not _is_longrun(pid):
+        print(f"no supervisor is running (pid {pid}, which held the lease, is gone; the lease expires soon)")
+        return 0
+    if args.now:
+        _signal(pid, signal.SIGKILL)
+        for session in runs.live_sessions(store):
+            kill_group(session.pid)
+        print(f"killed the supervisor (pid {pid}) and its sessions; the next supervisor settles them")
+        return 0
+    _signal(pid, signal.SIGTERM)
+    print(f"asked the supervisor (pid {pid}) to stop; its sessions wrap up and checkpoint", flush=True)
+    deadline = time.monotonic() + args.timeout
+    while _exists(pid):
+        if time.monotonic() > deadline:
+            print(
+                f"longrun: error: the supervisor (pid {pid}) still runs after {args.timeout:g}s; "
+                "`longrun daemon stop --now` kills it",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        time.sleep(0.2)
+    print("the supervisor stopped")
+    return 0
+
+
+def _signal(pid: int, signum: int) -> None:
+    import os
+
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        raise LongrunError(
+            f"not allowed to signal the supervisor (pid {pid}): it runs as another user"
+        ) from None
+
+
+def _is_longrun(pid: int) -> bool:
+    """Whether the process is a longrun supervisor (a pid left in a stale lease may be reused)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"longrun" in cmdline.read()
+    except OSError:
+        return True  # no /proc here: trust the lease
+
+
+def _exists(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a process that has exited but is not yet reaped by its parent (a zombie) is gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _until(ts: datetime | None, now: datetime) -> str:
@@ -159,11 +262,31 @@ def register(commands: Commands) -> None:
         into=session,
     )
     p.add_argument("run", metavar="RUN")
-    p = commands.add("daemon", cmd_daemon, "the supervisor: fires sessions on schedule until SIGTERM/SIGINT")
-    p.add_argument("--max-concurrent", type=int, metavar="N", help="sessions at once (default: the CPUs)")
-    p.add_argument("--lease-ttl", type=float, default=20.0, metavar="S", help="lease lifetime (default 20)")
-    p.add_argument("--tick", type=float, default=1.0, metavar="S", help="reconcile every S seconds")
-    p.add_argument("--grace", type=float, default=30.0, metavar="S", help="wrap-up time at shutdown")
+    p = commands.add(
+        "daemon",
+        cmd_daemon,
+        "the supervisor: fires sessions on schedule until SIGTERM/SIGINT; `daemon stop` stops a running one",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["stop"],
+        help="stop: stop the running supervisor (it lets sessions checkpoint)",
+    )
+    p.add_argument("--now", action="store_true", help="stop: kill the supervisor and its sessions at once")
+    p.add_argument(
+        "--timeout", type=positive_number, default=120.0, metavar="S", help="stop: wait at most S seconds"
+    )
+    p.add_argument(
+        "--max-concurrent", type=positive_int, metavar="N", help="sessions at once (default: the CPUs)"
+    )
+    p.add_argument(
+        "--lease-ttl", type=positive_number, default=20.0, metavar="S", help="lease lifetime (default 20)"
+    )
+    p.add_argument("--tick", type=positive_number, default=1.0, metavar="S", help="reconcile every S seconds")
+    p.add_argument(
+        "--grace", type=non_negative_number, default=30.0, metavar="S", help="wrap-up time at shutdown"
+    )
     commands.add(
         "status",
         cmd_status,

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from longrun.scheduler.control.runs import _who, new_run_id
 from longrun.scheduler.guards.pricing import prices_for
+from longrun.scheduler.judging.pinning import PINNED, latest_pin
 from longrun.scheduler.session import mirror
 from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.session.checkpoints import take_checkpoint
@@ -20,7 +21,7 @@ from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition, SpecError
 from longrun.store.models import RunState, utcnow
-from longrun.store.runs import RunView
+from longrun.store.runs import CheckpointView, RunView, VerdictView
 
 
 def rewind(store: Store, ref: str, checkpoint_id: int, *, by: str | None = None) -> RunView:
@@ -98,12 +99,31 @@ def fork(
         parent_run_id=parent.id,
     )
     first = take_checkpoint(store, run, None, "forked", None)
+    carried = _carried_verdicts(store, parent, target, first.id)
+    if carried:
+        runs.add_verdicts(store, run.id, first.id, carried)
+    pin = latest_pin(store, parent.id)
+    if pin is not None:  # the parent's pinned harness holds for the fork, as its done-condition does
+        log.record(store, run.id, PINNED, {**pin, "by": who, "why": f"carried from run {parent.id}"})
     with store.writing() as conn:
         runs.set_run_state(conn, run.id, RunState.paused, f"forked from {parent.name} ({parent.id}) by {who}")
         data = {"parent_run_id": parent.id, "parent_checkpoint_id": target.id, "by": who}
         log.append(conn, run.id, "forked", data | {"checkpoint_id": first.id, "overrides": overrides or []})
         log.append(conn, parent.id, "fork_made", {"run_id": run.id, "checkpoint_id": target.id, "by": who})
     return runs.get_run(store, run.id)
+
+
+def _carried_verdicts(store: Store, parent: RunView, target: CheckpointView, to: int) -> list[VerdictView]:
+    """The verdicts of the checkpoint a fork starts from, for the fork's first checkpoint (the same
+    files: what was judged there holds there), each saying where it came from."""
+    latest: dict[str, VerdictView] = {}
+    for verdict in runs.verdicts_at(store, [target.id]).get(target.id, []):
+        latest[verdict.feature_id] = verdict  # oldest first: the last one counts
+    came = {"run_id": parent.id, "checkpoint_id": target.id}
+    return [
+        VerdictView(v.feature_id, to, v.judge, v.status, {**v.evidence, "carried_from": came})
+        for v in latest.values()
+    ]
 
 
 RESUMABLE = {RunState.draft, RunState.paused, RunState.scheduled, RunState.done, RunState.failed}

@@ -79,7 +79,7 @@ def budget_document(store: Store, ref: str, now: datetime | None = None) -> dict
         "run_id": run.id,
         "state": run.state,
         "spent_usd": round(run.usage.usd, 6),
-        "tokens": run.usage.to_json(),
+        "tokens": run.usage.tokens_json(),
         "today_usd": round(today.usd, 6),
         "last_hour_usd": round(runs.spent_since(store, run.id, now - timedelta(hours=1)), 6),
         "warn_at": spec.budget.warn_at,

@@ -45,6 +45,11 @@ def create_run(store: Store, spec: RunSpec, spec_path: Path | None) -> RunView:
             f"{spec_path or 'spec'}: worker.model: no price known for {spec.worker.model!r} "
             f"(add it to {store.home / 'pricing.toml'})"
         )
+    if spec.worker.backend == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+        raise SpecError(
+            f'{spec_path or "spec"}: worker.backend = "anthropic" needs ANTHROPIC_API_KEY in the environment '
+            '(of this command and of the supervisor); set it, or try longrun with backend = "scripted"'
+        )
     workspace = Path(spec.workspace)
     for other in runs.list_runs(store):
         if other.workspace == str(workspace) and other.state in ACTIVE_STATES:

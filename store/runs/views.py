@@ -36,6 +36,10 @@ class Usage:
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in TOKEN_KINDS} | {"tokens": self.tokens, "usd": self.usd}
 
+    def tokens_json(self) -> dict[str, int]:
+        """The token counts alone (the spend is shown beside them, as `spent_usd`)."""
+        return {k: getattr(self, k) for k in TOKEN_KINDS} | {"tokens": self.tokens}
+
 
 def _usage_of(row: Run | RunSession) -> Usage:
     return Usage(
@@ -83,7 +87,7 @@ class RunView:
             "head_checkpoint_id": self.head_checkpoint_id,
             "parent_run_id": self.parent_run_id,
             "spent_usd": round(self.usage.usd, 6),
-            "tokens": self.usage.to_json(),
+            "tokens": self.usage.tokens_json(),
             "next_session_at": iso(self.next_session_at) if self.next_session_at else None,
             "next_reason": self.next_reason,
         }
@@ -128,7 +132,7 @@ class SessionView:
             "end_reason": self.end_reason,
             "from_checkpoint_id": self.from_checkpoint_id,
             "spent_usd": round(self.usage.usd, 6),
-            "tokens": self.usage.to_json(),
+            "tokens": self.usage.tokens_json(),
         }
 
 

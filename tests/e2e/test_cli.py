@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 
 
+SCRIPTED = '[worker]\nbackend = "scripted"\nscript = "demo"\n'
+"""A worker that needs no key (a spec without [worker] asks for the API and its key)."""
+
+
 def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
@@ -131,7 +135,7 @@ def test_unwritable_workspace_is_a_one_line_error(cli, tmp_path: Path) -> None:
     locked.mkdir()
     locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
     spec = tmp_path / "s.toml"
-    spec.write_text(f'name = "x"\ngoal = "y"\nworkspace = "{locked}/ws"\n')
+    spec.write_text(f'name = "x"\ngoal = "y"\nworkspace = "{locked}/ws"\n' + SCRIPTED)
     try:
         _one_line_error(cli("run", "create", str(spec)), "workspace")
     finally:
@@ -140,20 +144,20 @@ def test_unwritable_workspace_is_a_one_line_error(cli, tmp_path: Path) -> None:
 
 def test_workspace_that_cannot_be_created_is_a_one_line_error(cli, tmp_path: Path) -> None:
     spec = tmp_path / "s.toml"
-    spec.write_text('name = "x"\ngoal = "y"\nworkspace = "/proc/longrun-cannot-be-here/ws"\n')
+    spec.write_text('name = "x"\ngoal = "y"\nworkspace = "/proc/longrun-cannot-be-here/ws"\n' + SCRIPTED)
     _one_line_error(cli("run", "create", str(spec)), "cannot create the workspace")
 
 
 def test_workspace_that_is_a_file_is_a_one_line_error(cli, tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("not a directory")
     spec = tmp_path / "s.toml"
-    spec.write_text(f'name = "x"\ngoal = "y"\nworkspace = "{tmp_path}/afile"\n')
+    spec.write_text(f'name = "x"\ngoal = "y"\nworkspace = "{tmp_path}/afile"\n' + SCRIPTED)
     _one_line_error(cli("run", "create", str(spec)), "afile")
 
 
 def test_two_runs_cannot_share_a_workspace(cli, tmp_path: Path) -> None:
     spec = tmp_path / "s.toml"
-    spec.write_text('name = "x"\ngoal = "y"\nworkspace = "w"\n')
+    spec.write_text('name = "x"\ngoal = "y"\nworkspace = "w"\n' + SCRIPTED)
     cli("run", "create", str(spec), check=True)
     _one_line_error(cli("run", "create", str(spec)), "already the workspace")
 
