@@ -66,7 +66,7 @@ def test_an_asked_call_pauses_the_run_and_runs_exactly_once_when_approved(
     assert [s.end_reason for s in sessions] == ["approval"]
 
     # A supervisor restarted while the approval is pending changes nothing.
-    assert supervise_until_finished(store, run.id, timeout_s=3, config=_config())
+    assert supervise_until_finished(store, run.id, timeout_s=60, config=_config())
     assert len(runs.list_sessions(store, run.id)) == 1
     assert runs.get_run(store, run.id).state == "awaiting_approval"
 

@@ -255,13 +255,10 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_hanging_collect_command_is_killed_at_the_timeout(project: Path) -> None:
-    started = time.monotonic()
-    m = ratchet.measure(project, collect="sleep 30 & echo $! > sleeper.pid; wait", timeout_s=1)
-    elapsed = time.monotonic() - started
+    m = ratchet.measure(project, collect="sleep 300 & echo $! > sleeper.pid; wait", timeout_s=1)
 
     assert m.collected is None
-    assert m.error == "timed out after 1s"
-    assert elapsed < 10
+    assert m.error == "timed out after 1s"  # stopped by the timeout, not by the sleep's end
     sleeper = int((project / "sleeper.pid").read_text())
     deadline = time.monotonic() + 5
     while _alive(sleeper) and time.monotonic() < deadline:
