@@ -1,4 +1,4 @@
-"""`longrun-ui`: the Textual dashboard, in a terminal or (with `textual serve`) in a browser."""
+"""`longrun-ui`: the Textual dashboard, in a terminal or (with `longrun serve`) in a browser."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 def ensure_supervisor(store: Store) -> str | None:
     """Start `longrun daemon` in the background when no live supervisor holds the lease.
 
-    The UI never schedules in its own process (every `textual serve` tab is a process of its
+    The UI never schedules in its own process (every `longrun serve` tab is a process of its
     own); the daemon keeps the runs going after the UI closes.
     """
     current = lease.current(store)

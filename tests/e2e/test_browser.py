@@ -1,4 +1,5 @@
-"""The dashboard in a browser: `textual serve "longrun-ui"` driven in a real headless Chromium.
+"""The dashboard in a browser: `longrun serve` driven in a real headless Chromium, which opens the
+URL it prints (the token in it) and approves with the keys a person would press.
 
 Chromium is driven over the Chrome DevTools Protocol with aiohttp's websocket client (aiohttp
 comes with textual-serve). What the page shows is read from its xterm.js terminal; what the
@@ -11,21 +12,17 @@ import asyncio
 import base64
 import contextlib
 import itertools
-import os
-import shlex
-import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
 from conftest import chromium_or_skip
+from serving import longrun_serve, stop_group, wait_until
 
 from longrun.store import runs
 from longrun.store.db import Store
@@ -34,7 +31,6 @@ RUN_NAME = "browser-check"
 BREAKER = "no_progress_sessions"
 COMMENT = "lgtm from chromium"
 VIEWPORT = (1280, 800)
-T = TypeVar("T")
 
 # The page asks Google Fonts for Roboto Mono; the test must not wait on the internet for it.
 BLOCKED_URLS = ["*://fonts.googleapis.com/*", "*://fonts.gstatic.com/*"]
@@ -62,52 +58,6 @@ def drawn(screen: str) -> str:
     return "\n".join(row for row in screen.splitlines() if row.strip())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """End a process started in a session of its own, and whatever of its group is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def wait_until(
-    ready: Callable[[], T], what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20
-) -> T:
-    """Poll `ready()` until it returns something truthy; fail with the process's output if it dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = ready()
-        if value:
-            return value
-        if proc.poll() is not None:
-            pytest.fail(f"{what}: the process exited {proc.returncode}:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
-    pytest.fail(f"{what}: not within {timeout:.0f} s:\n{log.read_text(errors='replace')}")
-
-
-def port_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def waiting_store(store: Store) -> tuple[Store, int]:
     """A store with one run stopped by a tripped breaker, waiting on its reset: (store, approval id)."""
@@ -130,26 +80,10 @@ def waiting_store(store: Store) -> tuple[Store, int]:
 
 @pytest.fixture
 def served_dashboard(waiting_store: tuple[Store, int], tmp_path: Path) -> Iterator[str]:
-    """`textual serve "longrun-ui --home HOME --no-daemon"` on a free loopback port: its URL."""
+    """`longrun serve --port 0 --no-daemon` on the store: the URL it prints, token and all."""
     store, _ = waiting_store
-    bin_dir = Path(sys.executable).parent
-    port = free_port()
-    app = f"longrun-ui --home {shlex.quote(str(store.home))} --no-daemon"
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(bin_dir / "textual"), "serve", "--port", str(port), "--host", "127.0.0.1", app],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-            start_new_session=True,
-        )
-    try:
-        wait_until(lambda: port_answers(port), "textual serve", proc, log)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        stop_group(proc)
+    with longrun_serve(store.home, tmp_path) as served:
+        yield served.url
 
 
 @pytest.fixture
