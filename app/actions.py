@@ -1,7 +1,9 @@
 """The actions on a run, shared by the runs screen (the highlighted run) and the run screen.
 
 Each goes through `scheduler.control` in a worker; the ones that cannot be undone ask first and
-say exactly what will happen.
+say exactly what will happen. Only the actions the run's state allows are offered (in the footer
+and in the command palette): `allowed_actions` says which, by the rules `scheduler.control`
+itself applies.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from textual.binding import Binding
 from longrun.app.format import usd
 from longrun.app.screens.modals import AskScreen, ConfirmScreen
 from longrun.scheduler import control
+from longrun.store import runs
 from longrun.store.board import RunRow
+from longrun.store.errors import LongrunError
+from longrun.store.models import RunState
+from longrun.store.runs import CheckpointView, RunView
 
 if TYPE_CHECKING:
     from longrun.app.dashboard import LongrunApp
@@ -46,13 +52,57 @@ RUN_BINDINGS = [
 ]
 
 
+ALWAYS = frozenset({"budget", "judge", "report", "fork"})
+"""Actions any run allows, whatever its state."""
+
+
+def allowed_actions(row: RunRow) -> frozenset[str]:
+    """The actions on `row` that its state allows now; the others would only be refused."""
+    can = set(ALWAYS)
+    if row.state == RunState.draft:
+        can.add("start")
+    if row.state in control.ACTIVE_NOW:
+        can |= {"pause", "stop"}
+    if row.state in control.RESUMABLE:
+        can.add("resume")
+    if row.open_breakers:
+        can.add("breaker")
+    if row.session is None:
+        can.add("rewind")  # a live session has to be paused or stopped first
+    return frozenset(can)
+
+
 class RunActions:
-    """Mixin for a screen with a current run: `current_row()` says which."""
+    """Mixin for a screen with a current run: `current_row()` says which. Its run-action keys
+    show only when the run's state allows them (`check_action`); call `bindings_may_change()`
+    when the current run, or what is known of it, changes."""
 
     app: LongrunApp
+    _offered: frozenset[str] | None = None
 
     def current_row(self) -> RunRow | None:
         raise NotImplementedError
+
+    def allowed(self) -> frozenset[str]:
+        """What the current run allows now (nothing when there is no current run)."""
+        row = self.current_row()
+        return allowed_actions(row) if row is not None else frozenset()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "run_action" and parameters:
+            return str(parameters[0]) in self.allowed()
+        return True
+
+    def bindings_may_change(self) -> None:
+        """Redraw the footer when what the current run allows has changed (not on every poll)."""
+        now = self.allowed()
+        if now != self._offered:
+            self._offered = now
+            self.refresh_bindings()
+
+    if TYPE_CHECKING:
+
+        def refresh_bindings(self) -> None: ...  # the Screen's
 
     def action_run_action(self, name: str) -> None:
         self.act_on_run(name)
@@ -97,11 +147,28 @@ class RunActions:
             app.act(f"Judged {row.name}", _judge, store, row.id, who)
 
     def _confirm(self, title: str, body: str, yes: str, then: Any) -> None:
-        def done(sure: bool | None) -> None:
-            if sure:
-                then()
+        confirm(self.app, title, body, yes, then)
 
-        self.app.push_screen(ConfirmScreen(title, body, yes), done)
+    def checkpoint_action(self, verb: str, checkpoint_id: int | None) -> None:
+        """Rewind to or fork from a checkpoint of the current run (its head when None), asking
+        first as the Checkpoints tab does; the run and the checkpoint are read in a thread."""
+        row = self.current_row()
+        if row is None:
+            self.app.notify("No run selected.", severity="warning")
+            return
+        app = self.app
+
+        def read() -> None:
+            try:
+                run = runs.get_run(app.store, row.id)
+                cp = runs.get_checkpoint(app.store, checkpoint_id or run.head_checkpoint_id or 0, run.id)
+            except LongrunError as exc:
+                app.call_from_thread(app.notify, exc.message, severity="error")
+                return
+            ask = ask_rewind if verb == "rewind" else ask_fork
+            app.call_from_thread(ask, app, run, cp)
+
+        app.run_worker(read, thread=True, exit_on_error=False, group="checkpoint-action")
 
     def _raise_budget(self, row: RunRow) -> None:
         app = self.app
@@ -169,3 +236,82 @@ def _judge(store: Any, run_id: str, who: str) -> tuple[Any, str]:
     judgement = control.judge_now(store, run_id, by=who)
     passed = sum(1 for f in judgement.features if judgement.statuses.get(f) == "pass")
     return None, f"checkpoint {judgement.checkpoint_id}: {passed} of {len(judgement.features)} features pass"
+
+
+def confirm(app: LongrunApp, title: str, body: str, yes: str, then: Any) -> None:
+    """A `ConfirmScreen`; `then()` runs if the person says yes."""
+
+    def done(sure: bool | None) -> None:
+        if sure:
+            then()
+
+    app.push_screen(ConfirmScreen(title, body, yes), done)
+
+
+def ask_resume_from(app: LongrunApp, run: RunView, cp: CheckpointView) -> None:
+    """A session of `run` now, from `cp` (a rewind to it first, when it is not the head)."""
+    if cp.id == run.head_checkpoint_id:
+        body = f"Start a session of {run.name} now, from its head, checkpoint #{cp.id}."
+    else:
+        body = (
+            f"Rewind {run.name} to checkpoint #{cp.id}, then start a session from there now.\n\n"
+            f"The current state is checkpointed first and kept under "
+            f"refs/longrun/{run.id}/abandoned/…; the workspace's files become those of commit "
+            f"{cp.commit[:12]}. Nothing in the log is lost."
+        )
+    confirm(
+        app,
+        "Resume from here?",
+        body,
+        "Resume",
+        lambda: app.act(
+            f"Resumed {run.name} from #{cp.id}", control.resume_now, app.store, run.id, cp.id, by=app.who
+        ),
+    )
+
+
+def ask_rewind(app: LongrunApp, run: RunView, cp: CheckpointView) -> None:
+    """Move `run` back to `cp`, after saying exactly what happens."""
+    if cp.id == run.head_checkpoint_id:
+        app.notify(f"#{cp.id} is already the head of {run.name}.", severity="warning")
+        return
+    body = (
+        f"Move {run.name} back to checkpoint #{cp.id} (commit {cp.commit[:12]}).\n\n"
+        f"The current state is checkpointed first and kept under refs/longrun/{run.id}/abandoned/…, "
+        f"the branch {run.branch} and the workspace's files go back to that commit, and the next "
+        "session starts from there. No session starts now."
+    )
+    confirm(
+        app,
+        "Rewind?",
+        body,
+        "Rewind",
+        lambda: app.act(
+            f"Rewound {run.name} to #{cp.id}", control.rewind, app.store, run.id, cp.id, by=app.who
+        ),
+    )
+
+
+def ask_fork(app: LongrunApp, run: RunView, cp: CheckpointView) -> None:
+    """A new run from `cp` of `run`, named by the person; it opens once made."""
+
+    def made(name: str | None) -> None:
+        if name:
+            app.act(
+                f"Forked {run.name} from #{cp.id} as {name}",
+                control.fork,
+                app.store,
+                run.id,
+                cp.id,
+                name=name,
+                by=app.who,
+                open_it=True,
+            )
+
+    body = (
+        f"A new run from checkpoint #{cp.id} of {run.name}: its own git worktree next to "
+        f"{run.workspace.rsplit('/', 1)[-1]}, its own branch at commit {cp.commit[:12]}, its own "
+        "budget and breakers, the same done-condition. It starts paused; "
+        f"{run.name} is not touched. Name the new run:"
+    )
+    app.push_screen(AskScreen("Fork from here", body, value=f"{run.name}-fork"[:64]), made)

@@ -11,16 +11,21 @@ import gc
 import getpass
 import importlib
 import io
-from collections.abc import Callable
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from platformdirs import user_downloads_path
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 
-from longrun.app.format import short_path
 from longrun.app.messages import ActionDone, Polled
 from longrun.app.palette import LongrunCommands
 from longrun.store import board, lease, runs
@@ -78,12 +83,16 @@ class LongrunApp(App[None]):
         self.pending: list[ApprovalView] = []
         self.supervisor: LeaseView | None = None
         self.live_sessions = 0
+        self.judging: dict[str, int] = {}
+        """Run id → its session that has ended and that the judge has not settled yet."""
         self.polled_once = False
         self.poll_error: str | None = None
         self._cursor: Cursor | None = None
         self._polling = False
         self._again = False
         self._timer: Any = None
+        self._report_path: Path | None = None
+        """Where the report on its way is being written (said if writing it fails)."""
 
     # --- screens ----------------------------------------------------------------------------------
 
@@ -108,30 +117,33 @@ class LongrunApp(App[None]):
             for node in screen.walk_children(with_self=True):
                 drop_dead_watchers(node)
 
-    def open_run(self, run_id: str) -> None:
-        """Show a run's screen (on top of the runs screen), its Overview read first.
+    def open_run(self, run_id: str, tab: str | None = None) -> None:
+        """Show a run's screen (on top of the runs screen), its Overview read first; `tab` names
+        the tab to show (the Overview when None).
 
         The read runs in a thread while the screen on show stays live; read while the new
         screen was being built, it waited for the building to let go of the GIL, and the run
         screen took half as long again to show the run."""
-        self._open_run(run_id)
+        self._open_run(run_id, tab)
 
     @work(thread=True, exit_on_error=False, group="open-run")
-    def _open_run(self, run_id: str) -> None:
+    def _open_run(self, run_id: str, tab: str | None) -> None:
         from longrun.app.widgets.overview import read_overview
 
         try:
             overview = read_overview(self.store, run_id, self.clock())
         except Exception:  # the screen's pane reads again, and says what went wrong
             overview = None
-        self.call_from_thread(self._push_run, run_id, overview)
+        self.call_from_thread(self._push_run, run_id, overview, tab)
 
-    def _push_run(self, run_id: str, overview: Any) -> None:
+    def _push_run(self, run_id: str, overview: Any, tab: str | None = None) -> None:
         from longrun.app.screens.run import RunScreen
 
         if isinstance(self.screen, RunScreen) and self.screen.run_id == run_id:
+            if tab:
+                self.screen.action_tab(tab)
             return  # asked twice (enter pressed again while the first read ran)
-        self.push_screen(RunScreen(run_id, overview))
+        self.push_screen(RunScreen(run_id, overview, tab=tab))
 
     def action_inbox(self) -> None:
         from longrun.app.screens.approvals import InboxScreen
@@ -160,11 +172,23 @@ class LongrunApp(App[None]):
             self.exit()
 
     def action_new_run(self) -> None:
+        """Ask for a spec file and create its run before the dialog closes: a spec that does not
+        load (or a run that cannot be made from it) keeps the dialog open, saying why."""
         from longrun.app.screens.modals import AskScreen
 
-        def create(path: str | None) -> None:
-            if path:
-                self.act(f"Created run from {path}", _create_run, self.store, path, open_it=True)
+        store = self.store
+        names: dict[str, str] = {}
+
+        def create(path: str) -> str:
+            run = _create_run(store, path)
+            names[run.id] = run.name
+            return str(run.id)
+
+        def created(run_id: str | None) -> None:
+            if run_id:
+                self.notify(f"Created run {names.get(run_id, run_id)}: a draft until you start it (s).")
+                self.poll_now()
+                self.open_run(run_id)
 
         self.push_screen(
             AskScreen(
@@ -172,8 +196,9 @@ class LongrunApp(App[None]):
                 "The spec file (TOML) to create the run from. It is checked before anything is "
                 "written; the run starts as a draft until you start it.",
                 placeholder="path/to/spec.toml",
+                act=create,
             ),
-            create,
+            created,
         )
 
     # --- following the store ----------------------------------------------------------------------
@@ -196,37 +221,53 @@ class LongrunApp(App[None]):
             supervisor = lease.current(self.store)
             pending = runs.list_approvals(self.store, state="pending")
             live = len(runs.live_sessions(self.store))
+            judging = {s.run_id: s.n for s in runs.unsettled_sessions(self.store)}
         except Exception as exc:  # noqa: BLE001 - whatever it was, the poll says so and re-arms
             said = exc.message if isinstance(exc, LongrunError) else _unexpected(exc)
-            self.post_message(Polled(Changes([], self._cursor or Cursor()), None, self.pending, 0, said))
+            self.post_message(
+                Polled(Changes([], self._cursor or Cursor()), None, self.pending, 0, said, self.judging)
+            )
             return
-        self.post_message(Polled(changes, supervisor, pending, live))
+        self.post_message(Polled(changes, supervisor, pending, live, judging=judging))
 
     def on_polled(self, message: Polled) -> None:
         self._polling = False
         self._say_store_health(self.poll_error, message.error)
         self.poll_error = message.error
+        changes = message.changes
         if message.error is None:
-            if message.changes.everything:
+            if changes.everything:
                 self.rows = {}
-            for row in message.changes.rows:
+            for row in changes.rows:
                 self.rows[row.id] = row
-            self._cursor = message.changes.cursor
+            self._cursor = changes.cursor
             self._arrivals(message.pending)
             self.pending = message.pending
             self.supervisor = message.supervisor
             self.live_sessions = message.live_sessions
+            changes = self._with_judging(changes, message.judging)
         first = not self.polled_once
         self.polled_once = True
         for screen in self.screen_stack:
             follow = getattr(screen, "store_changed", None)
-            if follow is not None:
-                follow(message.changes, first)
+            # A screen pushed a moment ago has no widgets yet (it reads on mount), and none has
+            # while the app closes: a poll that lands then is not theirs to show.
+            if follow is not None and screen.is_mounted and screen.is_attached and not screen._closing:
+                follow(changes, first)
         if self._again:
             self._again = False
             self.poll_now()
         else:
             self._timer = self.set_timer(self.poll_seconds, self.poll_now)
+
+    def _with_judging(self, changes: Changes, judging: dict[str, int]) -> Changes:
+        """`changes` with the runs whose judging began or ended since the last poll, so the
+        screens say it now (the session's end and its settling were read apart from the rows)."""
+        moved = {r for r in judging.keys() | self.judging.keys() if judging.get(r) != self.judging.get(r)}
+        self.judging = judging
+        listed = {row.id for row in changes.rows}
+        extra = [self.rows[run_id] for run_id in sorted(moved - listed) if run_id in self.rows]
+        return replace(changes, rows=[*changes.rows, *extra]) if extra else changes
 
     def _say_store_health(self, before: str | None, now: str | None) -> None:
         """A toast when reading the store starts failing, and one when it works again."""
@@ -297,7 +338,8 @@ class LongrunApp(App[None]):
     @work(thread=True, exit_on_error=False, group="report")
     def make_report(self, run_id: str, name: str) -> None:
         """Build a run's HTML report off the event loop, then deliver it: a download in a browser
-        tab, a file in the downloads folder (opened in the web browser) in a terminal."""
+        tab; in a terminal, a file in the first folder of `report_folders()` that can take it,
+        opened in the web browser where there is one."""
         from longrun.app.report import build_report
 
         try:
@@ -306,11 +348,14 @@ class LongrunApp(App[None]):
             self.post_message(ActionDone(exc.message, ok=False))
             return
         stamp = self.clock().strftime("%Y%m%d-%H%M")
-        self.call_from_thread(self._deliver_report, html, f"longrun-report-{name}-{stamp}.html")
+        folder = None if self.is_web else report_folder()
+        self.call_from_thread(self._deliver_report, html, f"longrun-report-{name}-{stamp}.html", folder)
 
-    def _deliver_report(self, html: str, filename: str) -> None:
+    def _deliver_report(self, html: str, filename: str, folder: Path | None) -> None:
+        self._report_path = folder / filename if folder is not None else None
         self.deliver_text(
             io.StringIO(html),
+            save_directory=folder,
             save_filename=filename,
             open_method="browser",
             mime_type="text/html",
@@ -321,15 +366,71 @@ class LongrunApp(App[None]):
         if event.name != "report":
             return
         if event.path is None:
-            self.notify("Report sent to your browser.", timeout=6)
+            self.notify("Report sent to your browser.", title="Report", timeout=REPORT_TOAST_SECONDS)
             return
-        self.notify(f"Report saved to {short_path(str(event.path))}; opening it in your browser.", timeout=10)
-        if not self.is_web:
-            self.open_url(event.path.as_uri())
+        path = event.path.absolute()
+        where = "" if _is_downloads(path.parent) else " (there is no downloads folder to write to)"
+        opening = not self.is_web and _can_open_a_browser()
+        self.notify(
+            f"Report saved to {path}{where}" + ("; opening it in your browser." if opening else "."),
+            title="Report",
+            severity="information",
+            timeout=REPORT_TOAST_SECONDS,
+        )
+        if opening:
+            self.open_url(path.as_uri())
 
     def on_delivery_failed(self, event: events.DeliveryFailed) -> None:
         if event.name == "report":
-            self.notify(f"The report could not be saved: {event.exception}", severity="error")
+            where = f" to {self._report_path}" if self._report_path else ""
+            self.notify(
+                f"The report could not be saved{where}: {event.exception}",
+                title="Report",
+                severity="error",
+                timeout=REPORT_TOAST_SECONDS,
+            )
+
+
+REPORT_TOAST_SECONDS = 30
+"""A report's toast stays long enough to copy the path from it."""
+
+
+def report_folders() -> Iterator[Path]:
+    """Where a report may go in a terminal, best first: the downloads folder, the home folder,
+    the current directory, the system's temp folder (servers often have no ~/Downloads)."""
+    for where in (_downloads, Path.home, Path.cwd):
+        try:
+            yield where()
+        except (OSError, RuntimeError, KeyError):  # no home, or a current directory deleted
+            continue
+    yield Path(tempfile.gettempdir())
+
+
+def report_folder() -> Path:
+    """The first of `report_folders()` that exists and can be written to."""
+    for folder in report_folders():
+        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return Path(tempfile.gettempdir())
+
+
+def _downloads() -> Path:
+    return user_downloads_path().absolute()
+
+
+def _is_downloads(folder: Path) -> bool:
+    try:
+        return folder == _downloads()
+    except (OSError, RuntimeError, KeyError):
+        return False
+
+
+def _can_open_a_browser() -> bool:
+    """Whether a graphical browser can be shown: on a server over ssh there is none, and Python's
+    `webbrowser` would start a text browser in the terminal the dashboard is drawing on."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def drop_dead_watchers(node: DOMNode) -> None:
@@ -340,8 +441,6 @@ def drop_dead_watchers(node: DOMNode) -> None:
 
 
 def _create_run(store: Store, path: str) -> Any:
-    from pathlib import Path
-
     from longrun.scheduler import control
 
     return control.create_run_from_file(store, Path(path).expanduser())
@@ -381,7 +480,7 @@ def describe_short(approval: ApprovalView) -> str:
     return approval.kind.replace("_", " ")
 
 
-SCREENS = ("runs", "run", "approvals", "modals", "help")
+SCREENS = ("runs", "run", "approvals", "modals", "event", "help")
 
 
 def settle() -> None:

@@ -33,6 +33,29 @@ def state_text(state: str) -> Text:
     return Text(STATE_WORDS.get(state, state), style=STATE_STYLES.get(state, ""))
 
 
+def run_state_line(state: str, reason: str | None, judging: int | None = None) -> Text:
+    """A run's state and why, as the runs screen and the Overview say it.
+
+    `judging` is the number of the session whose end is recorded but not yet settled by the judge:
+    for the 20–40 s the judge takes the run is still `running`, and its reason still says the
+    session runs, so the line says what really happens instead."""
+    out = state_text(state)
+    if judging is not None and state == "running":
+        out.append(": ")
+        out.append(f"judging session {judging}", style=JUDGING_STYLE)
+        return out
+    if reason:
+        out.append(f": {reason}")
+    if judging is not None:
+        out.append(" · ")
+        out.append(f"judging session {judging}", style=JUDGING_STYLE)
+    return out
+
+
+JUDGING_STYLE = "#bd93f9"
+"""The judge's colour (verdicts and `judged` events have it too)."""
+
+
 def verdict_text(status: str) -> Text:
     return Text(VERDICT_MARKS.get(status, status), style=VERDICT_STYLES.get(status, "dim"))
 

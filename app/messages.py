@@ -22,6 +22,8 @@ class Polled(Message):
     live_sessions: int
     error: str | None = None
     """Why the store could not be read this time (the last read stays on screen)."""
+    judging: dict[str, int] = field(default_factory=dict)
+    """Run id → the number of its session that has ended and waits for the judge's settling."""
 
 
 @dataclass

@@ -10,12 +10,14 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
     from longrun.app.dashboard import LongrunApp
+    from longrun.store.board import RunRow
 
 
 class LongrunCommands(Provider):
     """Open a run, decide an approval, or act on the run in front of you, by typing its name."""
 
     def _commands(self) -> Iterator[tuple[str, str, Callable[[], Any]]]:
+        from longrun.app.actions import allowed_actions
         from longrun.app.dashboard import describe_short
 
         app: LongrunApp = self.app  # type: ignore[assignment]
@@ -25,8 +27,11 @@ class LongrunCommands(Provider):
         screen: Any = self.screen
         current = screen.current_row() if hasattr(screen, "current_row") else None
         if current is not None:
+            allowed = allowed_actions(current)
             for name, verb, key in RUN_ACTIONS:
-                yield f"{verb} {current.name}", f"{name} ({key})", partial(screen.act_on_run, name)
+                if name in allowed:
+                    yield f"{verb} {current.name}", f"{name} ({key})", partial(screen.act_on_run, name)
+            yield from self._history(screen, current, allowed)
         for row in app.ordered_rows():
             yield f"Open run {row.name}", f"{row.state} · {row.id}", partial(app.open_run, row.id)
         for approval in app.pending:
@@ -36,6 +41,42 @@ class LongrunCommands(Provider):
                 label,
                 f"{run.name if run else approval.run_id} · {approval.kind}",
                 partial(app.open_inbox_at, approval.id),
+            )
+
+    def _history(
+        self, screen: Any, row: RunRow, allowed: frozenset[str]
+    ) -> Iterator[tuple[str, str, Callable[[], Any]]]:
+        """Rewind and fork: from the checkpoint selected in the run's Checkpoints tab, or (with none
+        selected) fork from the head, and rewind after choosing where to in that tab."""
+        app: LongrunApp = self.app  # type: ignore[assignment]
+        picked = screen.picked_checkpoint() if hasattr(screen, "picked_checkpoint") else None
+        if "rewind" in allowed:
+            if picked is not None and not picked[1]:
+                yield (
+                    f"Rewind {row.name} to checkpoint #{picked[0]}",
+                    "the checkpoint selected in the Checkpoints tab (w there)",
+                    partial(screen.checkpoint_action, "rewind", picked[0]),
+                )
+            else:
+                here = getattr(screen, "run_id", None) == row.id
+                yield (
+                    f"Rewind {row.name}: choose the checkpoint",
+                    "opens the Checkpoints tab; select one and press w",
+                    partial(screen.action_tab, "checkpoints")
+                    if here
+                    else partial(app.open_run, row.id, "checkpoints"),
+                )
+        if picked is not None:
+            yield (
+                f"Fork {row.name} from checkpoint #{picked[0]}",
+                "a new run from the checkpoint selected in the Checkpoints tab (f there)",
+                partial(screen.checkpoint_action, "fork", picked[0]),
+            )
+        else:
+            yield (
+                f"Fork {row.name} from its head",
+                "a new run from the latest checkpoint (f in the Checkpoints tab forks from any)",
+                partial(screen.checkpoint_action, "fork", None),
             )
 
     async def discover(self) -> Hits:
@@ -60,4 +101,4 @@ RUN_ACTIONS = (
     ("judge", "Judge now", "J"),
     ("report", "Audit report of", "e"),
 )
-"""The actions on a run: (name, verb for the palette, key)."""
+"""The actions on a run: (name, verb for the palette, key); offered when the run's state allows."""

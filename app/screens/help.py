@@ -29,7 +29,7 @@ def _sections() -> list[tuple[str, list[BindingType]]]:
     from longrun.app.screens.run import TABS, RunScreen
     from longrun.app.screens.runs import RunsScreen
     from longrun.app.widgets.checkpoints import CheckpointsPane
-    from longrun.app.widgets.events import EventsPane
+    from longrun.app.widgets.events import OPEN_EVENT, EventsPane
     from longrun.app.widgets.overview import OverviewPane
     from longrun.app.widgets.timeline import TimelinePane
 
@@ -40,7 +40,7 @@ def _sections() -> list[tuple[str, list[BindingType]]]:
         ("Run screen", [b for b in RunScreen.BINDINGS if isinstance(b, Binding) and b.id not in TAB_IDS]),
         ("Overview tab", list(OverviewPane.BINDINGS)),
         ("Checkpoints tab", list(CheckpointsPane.BINDINGS)),
-        ("Events tab", [b for b in EventsPane.BINDINGS if isinstance(b, Binding)]),
+        ("Events tab", [OPEN_EVENT, *(b for b in EventsPane.BINDINGS if isinstance(b, Binding))]),
         ("Timeline tab", list(TimelinePane.BINDINGS)),
         ("Approvals inbox", list(InboxScreen.BINDINGS)),
         ("Deciding", list(DecideScreen.BINDINGS)),
@@ -79,6 +79,14 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(width=16, style="bold #8be9fd", no_wrap=True)
         table.add_column()
         table.add_row(Text("longrun keys", style="bold"), Text("esc, q or ? closes this", style="dim"))
+        table.add_row(
+            "",
+            Text(
+                "Every key is here; the footer shows those the run's state allows, as many as fit "
+                "(Approvals, Help and Back always).",
+                style="dim",
+            ),
+        )
         table.add_row("", "")
         table.add_row(Text("Moving", style="bold #ffb86c"), "")
         for keys, what in NAVIGATION:

@@ -7,11 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.console import RenderableType
+from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from longrun.app.messages import Loaded
+from longrun.store.errors import LongrunError
 
 MODAL_CSS = """
 {name} {{
@@ -86,7 +91,11 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class AskScreen(ModalScreen[str | None]):
-    """One line of input, checked by `check` (which returns the problem, or None) before it closes."""
+    """One line of input, checked by `check` (which returns the problem, or None) before it closes.
+
+    With `act`, the answer is acted on before the dialog closes: `act(answer)` runs in a thread,
+    and the dialog closes with what it returns, or stays open with the message of the
+    `LongrunError` it raised under the field (a spec that does not load, say)."""
 
     DEFAULT_CSS = MODAL_CSS.format(name="AskScreen")
     BINDINGS = [
@@ -102,6 +111,7 @@ class AskScreen(ModalScreen[str | None]):
         value: str = "",
         placeholder: str = "",
         check: Callable[[str], str | None] | None = None,
+        act: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__()
         self.title_text = title
@@ -109,6 +119,8 @@ class AskScreen(ModalScreen[str | None]):
         self.value = value
         self.placeholder = placeholder
         self.check = check
+        self.act = act
+        self.acting = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -134,12 +146,40 @@ class AskScreen(ModalScreen[str | None]):
         self._finish()
 
     def _finish(self) -> None:
+        if self.acting:
+            return
         value = self.query_one("#answer", Input).value.strip()
         problem = self.check(value) if self.check else (None if value else "this cannot be empty")
         if problem:
-            self.query_one("#problem", Static).update(problem)
+            self.query_one("#problem", Static).update(Text(problem))
             return
-        self.dismiss(value)
+        if self.act is None:
+            self.dismiss(value)
+            return
+        self.acting = True
+        self.query_one("#problem", Static).update("…")
+        self._act(self.act, value)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ask-act")
+    def _act(self, act: Callable[[str], str], value: str) -> None:
+        try:
+            self.post_message(Loaded("ask-act", act(value)))
+        except LongrunError as exc:
+            self.post_message(Loaded("ask-act", None, exc.message))
+        except Exception as exc:  # noqa: BLE001 - the dialog says what broke rather than vanish
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self.post_message(Loaded("ask-act", None, f"{type(exc).__name__}: {first}".rstrip(": ")))
+
+    def on_loaded(self, message: Loaded) -> None:
+        if message.what != "ask-act":
+            return
+        message.stop()
+        self.acting = False
+        if message.error is not None:
+            self.query_one("#problem", Static).update(Text(message.error))
+            self.query_one("#answer", Input).focus()
+            return
+        self.dismiss(message.data)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

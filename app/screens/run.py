@@ -44,12 +44,14 @@ class RunScreen(RunActions, Screen[None]):
         *RUN_BINDINGS,
     ]
 
-    def __init__(self, run_id: str, overview: Overview | None = None) -> None:
+    def __init__(self, run_id: str, overview: Overview | None = None, *, tab: str | None = None) -> None:
         super().__init__()
         self.run_id = run_id
         self.stale: set[str] = set()
         self._overview = overview
         """The Overview tab's data when the app read it before opening the screen."""
+        self._tab = tab
+        """The tab to show once the screen is up (the Overview when None)."""
 
     @property
     def ready(self) -> bool:
@@ -79,6 +81,9 @@ class RunScreen(RunActions, Screen[None]):
         else:
             overview.load()
         overview.take_focus()
+        self.bindings_may_change()
+        if self._tab:
+            self.action_tab(self._tab)
 
     def current_row(self) -> RunRow | None:
         return self.app.rows.get(self.run_id)
@@ -111,6 +116,14 @@ class RunScreen(RunActions, Screen[None]):
     def action_tab(self, key: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{key}"
 
+    def picked_checkpoint(self) -> tuple[int, bool] | None:
+        """The checkpoint selected in the Checkpoints tab, and whether it is the run's head; None
+        when that tab has not read its tree yet."""
+        pane = self.pane("checkpoints")
+        if not isinstance(pane, CheckpointsPane) or pane.tree_data is None or pane.selected is None:
+            return None
+        return pane.selected, pane.selected == pane.tree_data.run.head_checkpoint_id
+
     async def show_in_events(self, seq: int | None, at: Any) -> None:
         """The Events tab, at one event (by its seq) or at a moment."""
         events = await self.built("events")
@@ -126,6 +139,7 @@ class RunScreen(RunActions, Screen[None]):
         row = self.current_row()
         if row is not None:
             self.sub_title = f"run {row.name}"
+        self.bindings_may_change()
         if not any(r.id == self.run_id for r in changes.rows) or changes.everything:
             return
         active = self.active()

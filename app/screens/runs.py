@@ -11,7 +11,16 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from longrun.app.actions import RUN_BINDINGS, RunActions
-from longrun.app.format import features_cell, short_path, span, spend_cell, state_text, until
+from longrun.app.format import (
+    JUDGING_STYLE,
+    features_cell,
+    run_state_line,
+    short_path,
+    span,
+    spend_cell,
+    state_text,
+    until,
+)
 from longrun.app.widgets.footer import Footer
 from longrun.app.widgets.statusbar import StatusBar
 from longrun.store.board import Changes, RunRow
@@ -81,6 +90,7 @@ class RunsScreen(RunActions, Screen[None]):
                 for key, value in zip((k for k, _ in COLUMNS), self.cells(row), strict=True):
                     table.update_cell(row.id, key, value)
             self.show_detail()
+            self.bindings_may_change()
             return
         table.clear()
         for row in rows:
@@ -88,13 +98,18 @@ class RunsScreen(RunActions, Screen[None]):
         if keep is not None and keep.id in self.app.rows:
             table.move_cursor(row=order.index(keep.id), animate=False)
         self.show_detail()
+        self.bindings_may_change()
 
     def cells(self, row: RunRow) -> list[Text]:
         now = self.app.clock()
         session = Text("—", style="dim")
+        judging = self.app.judging.get(row.id)
         if row.session is not None:
             session = Text(f"#{row.session.n} ", style="bold")
             session.append(f"{span(row.session.deadline_at - now)} left")
+        elif judging is not None:
+            session = Text(f"#{judging} ", style="bold")
+            session.append("judging", style=JUDGING_STYLE)
         elif row.next_session_at is not None and row.state == "scheduled":
             session = Text(f"next {until(row.next_session_at, now)}")
         elif row.state == "scheduled":
@@ -120,6 +135,7 @@ class RunsScreen(RunActions, Screen[None]):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_detail()
+        self.bindings_may_change()
 
     def show_detail(self) -> None:
         row = self.current_row()
@@ -133,9 +149,7 @@ class RunsScreen(RunActions, Screen[None]):
             return
         out = Text(f"{row.name} ", style="bold")
         out.append(f"({row.id}) ", style="dim")
-        out.append_text(state_text(row.state))
-        if row.state_reason:
-            out.append(f": {row.state_reason}")
+        out.append_text(run_state_line(row.state, row.state_reason, self.app.judging.get(row.id)))
         if row.next_reason and row.state == "scheduled":
             out.append(f"\nnext session: {row.next_reason}", style="dim")
         if row.pending:

@@ -15,9 +15,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
+from longrun.app.actions import allowed_actions, ask_fork, ask_resume_from, ask_rewind
 from longrun.app.format import clock_time, usd, verdict_text
 from longrun.app.messages import Loaded
-from longrun.app.screens.modals import AskScreen, ConfirmScreen
 from longrun.app.widgets.pane import Pane
 from longrun.scheduler import control
 from longrun.scheduler.spec.keys import RATCHET
@@ -132,6 +132,9 @@ class CheckpointsPane(Pane):
             add(tree.root, root)
         tree.root.expand()
         if keep in nodes:
+            # The tree lays its lines out when they are first asked for; before that a node has
+            # no line, and moving to it put the cursor (and the selection) on the first checkpoint.
+            tree.last_line  # noqa: B018
             tree.move_cursor(nodes[keep], animate=False)
             self.select(keep)
 
@@ -236,95 +239,28 @@ class CheckpointsPane(Pane):
             return None
         return next((c for c in self.tree_data.checkpoints if c.id == self.selected), None)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Resume here and Rewind show only when the run's state allows them."""
+        needs = {"resume_here": "resume", "rewind_here": "rewind"}.get(action)
+        if needs is None:
+            return True
+        row = self.app.rows.get(self.run_id)
+        return row is not None and needs in allowed_actions(row)
+
     def action_resume_here(self) -> None:
         cp = self._target()
-        if cp is None or self.tree_data is None:
-            return
-        run = self.tree_data.run
-        if cp.id == run.head_checkpoint_id:
-            body = f"Start a session of {run.name} now, from its head, checkpoint #{cp.id}."
-        else:
-            body = (
-                f"Rewind {run.name} to checkpoint #{cp.id}, then start a session from there now.\n\n"
-                f"The current state is checkpointed first and kept under "
-                f"refs/longrun/{run.id}/abandoned/…; the workspace's files become those of commit "
-                f"{cp.commit[:12]}. Nothing in the log is lost."
-            )
-        self._ask(
-            "Resume from here?",
-            body,
-            "Resume",
-            lambda: self.app.act(
-                f"Resumed {run.name} from #{cp.id}",
-                control.resume_now,
-                self.app.store,
-                run.id,
-                cp.id,
-                by=self.app.who,
-            ),
-        )
+        if cp is not None and self.tree_data is not None:
+            ask_resume_from(self.app, self.tree_data.run, cp)
 
     def action_rewind_here(self) -> None:
         cp = self._target()
-        if cp is None or self.tree_data is None:
-            return
-        run = self.tree_data.run
-        if cp.id == run.head_checkpoint_id:
-            self.app.notify(f"#{cp.id} is already the head of {run.name}.", severity="warning")
-            return
-        body = (
-            f"Move {run.name} back to checkpoint #{cp.id} (commit {cp.commit[:12]}).\n\n"
-            f"The current state is checkpointed first and kept under refs/longrun/{run.id}/abandoned/…, "
-            f"the branch {run.branch} and the workspace's files go back to that commit, and the next "
-            "session starts from there. No session starts now."
-        )
-        self._ask(
-            "Rewind?",
-            body,
-            "Rewind",
-            lambda: self.app.act(
-                f"Rewound {run.name} to #{cp.id}",
-                control.rewind,
-                self.app.store,
-                run.id,
-                cp.id,
-                by=self.app.who,
-            ),
-        )
+        if cp is not None and self.tree_data is not None:
+            ask_rewind(self.app, self.tree_data.run, cp)
 
     def action_fork_here(self) -> None:
         cp = self._target()
-        if cp is None or self.tree_data is None:
-            return
-        run = self.tree_data.run
-
-        def made(name: str | None) -> None:
-            if name:
-                self.app.act(
-                    f"Forked {run.name} from #{cp.id} as {name}",
-                    control.fork,
-                    self.app.store,
-                    run.id,
-                    cp.id,
-                    name=name,
-                    by=self.app.who,
-                    open_it=True,
-                )
-
-        body = (
-            f"A new run from checkpoint #{cp.id} of {run.name}: its own git worktree next to "
-            f"{run.workspace.rsplit('/', 1)[-1]}, its own branch at commit {cp.commit[:12]}, its own "
-            "budget and breakers, the same done-condition. It starts paused; "
-            f"{run.name} is not touched. Name the new run:"
-        )
-        self.app.push_screen(AskScreen("Fork from here", body, value=f"{run.name}-fork"[:64]), made)
-
-    def _ask(self, title: str, body: str, yes: str, then: Any) -> None:
-        def done(sure: bool | None) -> None:
-            if sure:
-                then()
-
-        self.app.push_screen(ConfirmScreen(title, body, yes), done)
+        if cp is not None and self.tree_data is not None:
+            ask_fork(self.app, self.tree_data.run, cp)
 
 
 def _name_of(store: Any, run_id: str) -> str:

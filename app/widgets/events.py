@@ -14,9 +14,10 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
-from longrun.app.format import clock_time, one_line, pretty
+from longrun.app.format import clock_time, one_line
 from longrun.app.messages import Loaded
-from longrun.app.screens.modals import AskScreen, TextScreen
+from longrun.app.screens.event import EventScreen
+from longrun.app.screens.modals import AskScreen
 from longrun.app.widgets.pane import Pane
 from longrun.store import board, runs
 from longrun.store.board import EventFilter, EventWindow
@@ -75,10 +76,18 @@ def parse_time(text: str, now: datetime) -> datetime | str:
     return moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo)
 
 
+OPEN_EVENT = Binding(
+    "enter", "select_cursor", "Event", tooltip="The selected event in full", id="events_open"
+)
+"""The table's own `enter` (which selects the row; the pane then shows that event whole), named
+for the footer and the help screen."""
+
+
 class EventTable(DataTable[Text]):
     """The log's window; moving past its top or bottom asks the pane for the next window."""
 
     BINDINGS = [
+        OPEN_EVENT,
         Binding("j", "cursor_down", "Down", show=False, id="events_down"),
         Binding("k", "cursor_up", "Up", show=False, id="events_up"),
     ]
@@ -118,7 +127,6 @@ class EventsPane(Pane):
             "g", "goto", "Go to time", tooltip="Jump to the first event at or after a time", id="events_goto"
         ),
         Binding("G,end", "follow", "Follow", tooltip="The newest events, following live", id="events_follow"),
-        Binding("enter", "event", "Event", tooltip="The selected event in full", id="events_open"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="events_clear"),
     ]
 
@@ -391,11 +399,14 @@ class EventsPane(Pane):
 
         self.run_worker(read, thread=True, exclusive=True, exit_on_error=False, group="events-page")
 
-    def action_event(self) -> None:
-        table = self.query_one(EventTable)
-        if not self.events:
+    def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
+        """`enter` on a row (or a click on the highlighted one): that event, whole."""
+        if message.data_table.id != "events-table":
             return
-        event = self.events[min(table.cursor_row, len(self.events) - 1)]
-        session = self.sessions.get(event.session_id or -1)
-        title = f"Event {event.seq}: {event.kind}" + (f" (session {session})" if session else "")
-        self.app.push_screen(TextScreen(title, f"{event.ts.isoformat()}\n\n{pretty(event.data)}"))
+        message.stop()
+        seq = int(message.row_key.value or 0)
+        event = next((e for e in self.events if e.seq == seq), None)
+        if event is not None:
+            self.app.push_screen(
+                EventScreen(event, self.sessions.get(event.session_id or -1), self.app.clock())
+            )

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from longrun.app.format import bar, short_path, state_text, tokens, usd
+from longrun.app.format import bar, run_state_line, short_path, tokens, usd
 from longrun.app.screens.modals import TextScreen
 from longrun.app.widgets.pane import Pane
 from longrun.scheduler import control
@@ -32,6 +32,8 @@ class Overview:
     handoff: CheckpointView | None
     context: str
     sessions: int
+    judging: int | None = None
+    """The number of the session that has ended and that the judge is settling, if one is."""
 
 
 def read_overview(store: Store, run_id: str, now: datetime) -> Overview:
@@ -49,6 +51,7 @@ def read_overview(store: Store, run_id: str, now: datetime) -> Overview:
         handoff=handoff,
         context=next_context(store, run),
         sessions=runs.session_count(store, run.id),
+        judging=next((s.n for s in runs.unsettled_sessions(store) if s.run_id == run.id), None),
     )
 
 
@@ -85,9 +88,7 @@ class OverviewPane(Pane):
         if run.parent_run_id:
             head.append(f"  forked from {run.parent_run_id}", style="dim")
         head.append("\n")
-        head.append_text(state_text(run.state))
-        if run.state_reason:
-            head.append(f": {run.state_reason}")
+        head.append_text(run_state_line(run.state, run.state_reason, data.judging))
         head.append("\n\n")
         head.append("Goal  ", style="bold")
         head.append(" ".join(run.goal.split()))

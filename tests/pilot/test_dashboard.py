@@ -4,72 +4,34 @@ person would, then the store checked. Real runs, real git, real sessions through
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
+import tempfile
 import threading
-from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from driving import SIZE, TWO_SESSIONS, app_for, open_checkpoint, open_run, settle
 from sqlalchemy import event
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable, Footer, Static
 from textual.widgets._footer import FooterKey
 
-from longrun.app.dashboard import LongrunApp, make_app
+from longrun.app.dashboard import LongrunApp
 from longrun.app.screens.approvals import InboxScreen
 from longrun.app.screens.modals import AskScreen, ConfirmScreen, DecideScreen
 from longrun.app.screens.run import RunScreen
-from longrun.app.widgets.checkpoints import CheckpointTreeWidget
-from longrun.scheduler.control import create_run_from_file, run_session_now
+from longrun.scheduler.control import create_run_from_file
 from longrun.scheduler.session import workspace as ws
 from longrun.store import log, runs
 from longrun.store.db import Store
-
-SIZE = (110, 32)
+from longrun.store.models import SessionState
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 BASH_PUSH = {"tool": "bash", "input": {"command": "git push origin HEAD"}}
-
-
-def _handoff(note: str) -> dict[str, Any]:
-    return {"tool": "handoff", "input": {"done": [note], "next": ["more"], "blockers": [], "notes": note}}
-
-
-TWO_SESSIONS = [
-    [
-        {"tool": "bash", "input": {"command": "echo A > a.txt && git add -A && git commit -qm 'add a'"}},
-        _handoff("wrote a.txt"),
-        {"text": "a done."},
-    ],
-    [
-        {"tool": "bash", "input": {"command": "echo B > b.txt && git add -A && git commit -qm 'add b'"}},
-        _handoff("wrote b.txt"),
-        {"text": "b done."},
-    ],
-    [{"tool": "bash", "input": {"command": "ls"}}, {"text": "Looked."}],
-]
-
-
-async def settle(pilot: Pilot[None], until: Callable[[], bool], rounds: int = 200) -> None:
-    """Let workers finish and messages land until `until()` holds (a bounded number of rounds)."""
-    for _ in range(rounds):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if until():
-            return
-    raise AssertionError("the dashboard did not get there")
-
-
-def app_for(store: Store) -> LongrunApp:
-    return make_app(store, poll_seconds=0.2, who="dana")
 
 
 def _approval(store: Store, run_id: str, kind: str, request: dict[str, Any]) -> int:
@@ -172,32 +134,6 @@ async def test_answer_a_question_by_the_number_of_a_choice(
     assert (answered.state, answered.comment, answered.decided_by) == ("answered", "Apache-2.0", "dana")
 
 
-@pytest.fixture
-def two_sessions(store: Store, write_spec: Any) -> tuple[str, int, int]:
-    """A run with two real sessions behind it: (run id, session 1's last checkpoint, the head)."""
-    run = create_run_from_file(store, write_spec(TWO_SESSIONS))
-    run_session_now(store, run.id)
-    run_session_now(store, run.id)
-    first = [s for s in runs.list_sessions(store, run.id) if s.n == 1][0]
-    checkpoint = [c.id for c in runs.list_checkpoints(store, run.id) if c.session_id == first.id][-1]
-    return run.id, checkpoint, runs.get_run(store, run.id).head_checkpoint_id or 0
-
-
-async def open_checkpoint(pilot: Pilot[None], app: LongrunApp, run_id: str, checkpoint: int) -> None:
-    await settle(pilot, lambda: app.polled_once)
-    app.open_run(run_id)
-    await settle(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready)
-    await pilot.press("3")
-    screen = app.screen
-    await settle(pilot, lambda: screen.query_one("#checkpoints").ready)  # type: ignore[attr-defined]
-    tree = screen.query_one(CheckpointTreeWidget)
-    line = next(
-        i for i in range(tree.last_line + 1) if (n := tree.get_node_at_line(i)) and n.data == checkpoint
-    )
-    tree.move_cursor_to_line(line)
-    await settle(pilot, lambda: screen.query_one("#checkpoints").selected == checkpoint)  # type: ignore[attr-defined]
-
-
 async def test_rewind_from_the_checkpoints_tab(store: Store, two_sessions: tuple[str, int, int]) -> None:
     run_id, first, head = two_sessions
     workspace = Path(runs.get_run(store, run_id).workspace)
@@ -276,6 +212,8 @@ async def test_a_new_approval_rings_and_shows_a_toast(store: Store, write_spec: 
 async def test_start_a_draft_run_and_create_one_from_a_spec_file(store: Store, write_spec: Any) -> None:
     run = create_run_from_file(store, write_spec(TWO_SESSIONS))
     spec = write_spec(TWO_SESSIONS, name="second-run", folder="second")
+    broken = spec.with_name("broken.toml")
+    broken.write_text('name = "broken"\ngoal = [unclosed\n')
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, lambda: app.polled_once and run.id in app.rows)
@@ -283,16 +221,45 @@ async def test_start_a_draft_run_and_create_one_from_a_spec_file(store: Store, w
         await settle(pilot, lambda: runs.get_run(store, run.id).state == "scheduled")
         await pilot.press("n")
         await settle(pilot, lambda: isinstance(app.screen, AskScreen))
-        await pilot.press(*str(tmp_missing := spec.with_name("nope.toml")), "enter")
-        await settle(pilot, lambda: any("nope.toml" in str(n.message) for n in app._notifications))
-        assert tmp_missing.name not in [r.name for r in runs.list_runs(store)]
-        await pilot.press("n")
-        await settle(pilot, lambda: isinstance(app.screen, AskScreen))
-        await pilot.press(*str(spec), "enter")
+        dialog = app.screen
+        problem = dialog.query_one("#problem", Static)
+        # A spec that does not load keeps the dialog open, the error under the path, the path kept.
+        await pilot.press(*str(missing := spec.with_name("nope.toml")), "enter")
+        await settle(pilot, lambda: "nope.toml" in str(problem.render()))
+        assert app.screen is dialog and "cannot read the spec" in str(problem.render())
+        assert dialog.query_one("#answer").value == str(missing)  # type: ignore[attr-defined]
+        await pilot.press("ctrl+a", "ctrl+k", *str(broken), "enter")
+        await settle(pilot, lambda: "broken.toml" in str(problem.render()))
+        assert app.screen is dialog and "not valid TOML" in str(problem.render())
+        assert [r.name for r in runs.list_runs(store)] == ["test-run"]
+        await pilot.press("ctrl+a", "ctrl+k", *str(spec), "enter")
         await settle(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready)
         assert app.screen.run_id == next(r.id for r in runs.list_runs(store) if r.name == "second-run")
     [started] = [e.data for e in log.read_events(store, run.id, kinds=["started"])]
     assert started["by"] == "dana"
+
+
+async def test_enter_on_the_events_tab_shows_the_event_whole(store: Store, write_spec: Any) -> None:
+    run = create_run_from_file(store, write_spec(TWO_SESSIONS))
+    data = {f"key_{i:02d}": f"value number {i}" for i in range(12)} | {"zz_last": "the-tail-of-it"}
+    log.record(store, run.id, "note", data)
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(pilot, app, run.id)
+        await pilot.press("5")
+        events: Any = screen.query_one("#events")
+        await settle(pilot, lambda: events.ready and events.events[-1].kind == "note")
+        assert "the-tail-of-it" not in app.export_screenshot()  # the table's DATA column is cut
+        footer = [k.description for k in screen.query_one(Footer).query(FooterKey)]
+        assert "Event" in footer  # the footer says what enter does
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.screen is not screen)
+        shown = app.export_screenshot()
+        assert "the-tail-of-it" in shown and "key_00" in shown and "value&#160;number&#160;11" in shown
+        assert f"Event&#160;{events.events[-1].seq}&#160;·&#160;note" in shown
+        await pilot.press("escape")
+        await settle(pilot, lambda: app.screen is screen)
+        assert screen.query_one("#tabs").active == "tab-events"  # type: ignore[attr-defined]
 
 
 async def test_a_timeline_marker_opens_its_event_in_the_events_tab(
@@ -323,6 +290,68 @@ async def test_a_timeline_marker_opens_its_event_in_the_events_tab(
         events: Any = screen.query_one("#events")
         await settle(pilot, lambda: bool(events.events) and events.events[0].seq == asked.seq)
         assert screen.query_one("#tabs").active == "tab-events"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("missing", ["downloads", "home", "home-and-cwd"])
+async def test_a_report_goes_to_a_folder_that_exists_and_the_toast_says_where(
+    store: Store, write_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """On a server there is often no ~/Downloads: the report goes to home, else the current
+    directory, else the temp folder, and the toast gives the path in full."""
+    run = create_run_from_file(store, write_spec(TWO_SESSIONS))
+    home, here, temp = tmp_path / "user", tmp_path / "here", tmp_path / "temp"
+    for folder in (home, here, temp):
+        folder.mkdir()
+    for name in ("XDG_DOWNLOAD_DIR", "XDG_CONFIG_HOME", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)  # no desktop: nothing to open the report in
+    monkeypatch.setenv("HOME", str(home if missing == "downloads" else tmp_path / "no-such-home"))
+    monkeypatch.chdir(here)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    expected = {"downloads": home, "home": here, "home-and-cwd": temp}[missing]
+    app = app_for(store)
+    opened: list[str] = []
+    app.open_url = lambda url, **_: opened.append(url)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.polled_once and run.id in app.rows)
+        if missing == "home-and-cwd":
+            doomed = tmp_path / "doomed"
+            doomed.mkdir()
+            os.chdir(doomed)
+            doomed.rmdir()  # the current directory is gone
+        await pilot.press("e")
+        await settle(pilot, lambda: any(n.title == "Report" for n in app._notifications))
+        [toast] = [n for n in app._notifications if n.title == "Report"]
+    [written] = list(expected.glob("longrun-report-test-run-*.html"))
+    assert "<html" in written.read_text()[:500].lower()
+    assert str(written) in toast.message and toast.severity == "information" and toast.timeout >= 20
+    assert "no downloads folder" in toast.message and not opened  # no browser on a server
+
+
+async def test_the_judge_settling_a_session_is_said_not_a_running_session(
+    store: Store, write_spec: Any
+) -> None:
+    """Between a session's end and the judge's settling, the run is `running` and its reason still
+    says `session 1 running`: the runs screen and the Overview say it is being judged."""
+    run = create_run_from_file(store, write_spec(TWO_SESSIONS))
+    session = runs.create_session(store, run.id, time_box=timedelta(minutes=5), wrap_up=timedelta(seconds=30))
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.polled_once and app.rows[run.id].session is not None)
+        detail = app.screen.query_one("#run-detail", Static)
+        assert "session 1 running" in str(detail.render())
+        runs.end_session(store, session.id, SessionState.ended, "the worker handed off")
+        await settle(pilot, lambda: "judging session 1" in str(detail.render()))
+        assert "session 1 running" not in str(detail.render())
+        assert "#1 judging" in str(app.screen.query_one("#runs", DataTable).get_row_at(0))
+        screen = await open_run(pilot, app, run.id)
+        head = screen.query_one("#overview-head", Static)
+        assert "running: judging session 1" in str(head.render())
+        with store.writing() as conn:  # the supervisor's settling
+            runs.mark_settled(conn, session.id)
+            log.append(conn, run.id, "session_judged", {"n": 1, "progress": False}, session_id=session.id)
+            runs.set_run_state(conn, run.id, "scheduled", "session 1 ended")
+        await settle(pilot, lambda: "judging" not in str(head.render()))
+        assert "scheduled: session 1 ended" in str(head.render())
 
 
 async def test_closed_run_screens_and_old_footer_keys_are_let_go(

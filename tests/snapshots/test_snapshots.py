@@ -120,6 +120,12 @@ class TestRunsScreen:
     def test_help(self, app: LongrunApp, snap_compare: Any) -> None:
         assert snap_compare(app, terminal_size=SIZE, run_before=_steps(keys("question_mark")))
 
+    def test_a_spec_that_does_not_load_keeps_the_new_run_dialog_open(
+        self, app: LongrunApp, snap_compare: Any
+    ) -> None:
+        steps = _steps(keys("n"), keys(*"no-such-spec.toml", "enter"))
+        assert snap_compare(app, terminal_size=SIZE, run_before=steps)
+
 
 class TestApprovals:
     def test_inbox_shows_the_command_a_push_would_run(self, app: LongrunApp, snap_compare: Any) -> None:
@@ -156,6 +162,10 @@ class TestRunScreen:
 
     def test_events(self, app: LongrunApp, snap_compare: Any) -> None:
         steps = _steps(open_run(RUN_ACTIVE), tab("events", 5))
+        assert snap_compare(app, terminal_size=SIZE, run_before=steps)
+
+    def test_an_event_in_full(self, app: LongrunApp, snap_compare: Any) -> None:
+        steps = _steps(open_run(RUN_ACTIVE), tab("events", 5), keys("k", "k", "k", "enter"))
         assert snap_compare(app, terminal_size=SIZE, run_before=steps)
 
     def test_events_filtered_by_kind(self, app: LongrunApp, snap_compare: Any) -> None:
