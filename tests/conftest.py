@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import chromium_or_skip, write_script  # noqa: F401 (the tests' helpers, also here)
 
 from longrun.store.db import Store
 
@@ -53,12 +53,6 @@ def store(home: Path) -> Store:
 
 def toml_value(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, bool) else ("true" if value else "false")
-
-
-def write_script(path: Path, sessions: list[list[dict[str, Any]]]) -> Path:
-    """A scripted-model script as JSON: one list of turns per session."""
-    path.write_text(json.dumps({"sessions": [{"turns": turns} for turns in sessions]}, indent=1))
-    return path
 
 
 SpecWriter = Callable[..., Path]
@@ -125,13 +119,3 @@ def cli(home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return proc
 
     return run
-
-
-def chromium_or_skip() -> str:
-    """Chromium's path; without it the test is skipped, or fails when `CI` is set."""
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but chromium is not installed (`.ci/run` installs Debian's chromium)")
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium); with CI set this fails")
-    return path

@@ -21,8 +21,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import chromium_or_skip
 from serving import longrun_serve, stop_group, wait_until
+from support import chromium_or_skip
 
 from longrun.store import runs
 from longrun.store.db import Store

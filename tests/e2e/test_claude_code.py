@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import write_script
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from support import write_script
 
 from longrun.scheduler import control
 from longrun.scheduler.control import answer, create_run_from_file, decide, run_session_now

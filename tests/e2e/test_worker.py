@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from support import write_script
 
 from longrun.scheduler.control import create_run_from_file, run_session_now
 from longrun.store import log, runs
 from longrun.store.db import Store
+from longrun.store.errors import SpecError
 
 SECRET = "sk-ant-test-DO-NOT-LEAK-4f9c2e"
 
@@ -73,7 +74,11 @@ def test_without_an_api_key_the_session_ends_saying_so(
 ) -> None:
     base_url = scripted_server([[{"text": "never asked"}]])
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(SpecError, match="needs ANTHROPIC_API_KEY"):  # refused at create already
+        create_run_from_file(store, _anthropic_spec(tmp_path, base_url))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-made-while-set")
     run = create_run_from_file(store, _anthropic_spec(tmp_path, base_url))
+    monkeypatch.delenv("ANTHROPIC_API_KEY")  # gone by the time the session runs
     session = run_session_now(store, run.id)
     assert session.end_reason == "error"
     ended = log.read_events(store, run.id, kinds=["session_ended"])[-1].data

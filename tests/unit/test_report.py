@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import chromium_or_skip
+from support import chromium_or_skip
 
 from longrun.app.report import CHART_IDS, build_report
 from longrun.store.db import DB_NAME, Store
