@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-
 SCRIPTED = '[worker]\nbackend = "scripted"\nscript = "demo"\n'
 """A worker that needs no key (a spec without [worker] asks for the API and its key)."""
 
