@@ -50,27 +50,27 @@ class Commands:
         return parser.add_subparsers(dest=f"{name}_command", required=True, parser_class=Parser)
 
 
-def positive_number(text: str) -> float:
-    """An argparse type: a number greater than 0 (a tick or a timeout of 0 or less would spin or
-    end at once)."""
+def _finite(text: str, *, zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number greater than 0, found {text!r}")
+    ok = value >= 0 if zero else value > 0  # False for nan
+    if not ok or value == float("inf"):
+        bound = "of 0 or more" if zero else "greater than 0"
+        raise argparse.ArgumentTypeError(f"expected a number {bound}, found {text!r}")
     return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a number greater than 0 (a tick or a timeout of 0 or less would spin or
+    end at once)."""
+    return _finite(text, zero=False)
 
 
 def non_negative_number(text: str) -> float:
     """An argparse type: a number of 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, found {text!r}")
-    return value
+    return _finite(text, zero=True)
 
 
 def positive_int(text: str) -> int:
