@@ -26,8 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         store = Store.open(args.home)
-        started = None if args.no_daemon else ensure_supervisor(store)
-        notes = [started] if started else []
+        if store.read_only is not None and args.demo:
+            raise LongrunError(f"{store.home}: the store is read-only ({store.read_only}): no demo can start")
+        if store.read_only is not None:
+            notes = [f"Read-only store ({store.read_only}): you can look, not change anything."]
+        else:
+            started = None if args.no_daemon else ensure_supervisor(store)
+            notes = [started] if started else []
         open_run_id = None
         if args.demo:
             from longrun.scheduler.control import prepare_demo, start

@@ -2,34 +2,50 @@
 
 This is the hot path: plain SQLAlchemy Core on one connection, no ORM objects. Each event's
 hash covers its run, seq, time, session, kind and payload text plus the previous event's hash,
-so editing or dropping any row behind the triggers' back breaks the chain from there on.
+so editing or dropping any row behind the triggers' back breaks the chain from there on. Every
+append also moves the run's head (`chain_head`: the count and the last hash) in the same
+transaction, and leaves the head to be anchored outside the database once the transaction has
+committed (`store.anchors`), so that a log cut short is found too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from longrun.store import anchors
 from longrun.store.db import Store
 from longrun.store.models import iso, utcnow
 
 GENESIS = "0" * 64
 
 _HEAD = text("SELECT seq, hash FROM event WHERE run_id = :run ORDER BY seq DESC LIMIT 1")
-_INSERT = text(
+# The hot path's statements go to the driver's connection (inside the caller's transaction):
+# SQLAlchemy's statement handling would cost more than the head's own row.
+_RAW_HEAD = "SELECT seq, hash FROM event WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
+_RAW_INSERT = (
     "INSERT INTO event (run_id, seq, session_id, ts, kind, data, prev_hash, hash) "
     "VALUES (:run_id, :seq, :session_id, :ts, :kind, :data, :prev_hash, :hash)"
+)
+_RAW_MOVE_HEAD = (
+    "INSERT INTO chain_head (run_id, events, hash, exact_from) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET events = excluded.events, hash = excluded.hash"
 )
 
 
 def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def text_digest(text_: str | None) -> str | None:
+    """The SHA-256 of a stored text (None for None): what an event records of a payload it does not copy."""
+    return None if text_ is None else hashlib.sha256(text_.encode()).hexdigest()
 
 
 def event_hash(
@@ -84,12 +100,20 @@ def append_many(
     Returns the seq of the last one. The caller's transaction must be a write transaction
     (`Store.writing`), which holds the write lock, so two processes can never take the same seq.
     """
-    head = conn.execute(_HEAD, {"run": run_id}).first()
+    raw = _driver(conn)
+    head = raw.execute(_RAW_HEAD, (run_id,)).fetchone()
     seq, prev = (head[0], head[1]) if head else (0, GENESIS)
     rows = chain_rows(run_id, seq, prev, items)
-    seq += len(rows)
-    conn.execute(_INSERT, rows)
-    return seq
+    if not rows:
+        return seq
+    if len(rows) == 1:
+        raw.execute(_RAW_INSERT, rows[0])
+    else:
+        raw.executemany(_RAW_INSERT, rows)
+    last = rows[-1]
+    raw.execute(_RAW_MOVE_HEAD, (run_id, last["seq"], last["hash"], rows[0]["seq"]))
+    conn.info.setdefault(anchors.PENDING, {})[run_id] = (last["seq"], last["hash"])
+    return int(last["seq"])
 
 
 def chain_rows(
@@ -270,29 +294,74 @@ class ChainReport:
         }
 
 
-def verify_chain(store: Store, run_id: str) -> ChainReport:
-    """Walk the run's events in seq order, recomputing every hash; report the first break."""
+Observer = Callable[[int, int | None, str, str, str], None]
+"""Called with (seq, session_id, ts, kind, data text) for every event of a chain walk, in seq order."""
+
+
+def verify_chain(
+    store: Store, run_id: str, observe: Observer | None = None, *, conn: Connection | None = None
+) -> ChainReport:
+    """Walk the run's events in seq order, recomputing every hash; report the first break.
+
+    With `observe`, the walk goes on to the last event after a break, showing each event to it
+    (the whole-store audit reads the rows' records on the same pass). With `conn`, the walk reads
+    in the caller's read transaction (one snapshot with the caller's other reads); without, each
+    page is a read of its own."""
     prev = GENESIS
     expected_seq = 1
     count = 0
-    for page in _chain_pages(store, run_id):
+    broken: ChainReport | None = None
+    for page in _chain_pages(store, run_id, conn):
         for seq, session_id, ts, kind, data, prev_hash, digest in page:
             count += 1
+            if observe is not None:
+                observe(seq, session_id, ts, kind, data)
+            if broken is not None:
+                continue
             if seq != expected_seq:
-                return ChainReport(run_id, count, False, expected_seq, f"event {expected_seq} is missing")
-            if prev_hash != prev:
-                return ChainReport(run_id, count, False, seq, "its link to the previous event does not match")
-            if event_hash(prev, run_id, seq, ts, session_id, kind, data) != digest:
-                return ChainReport(run_id, count, False, seq, "its content does not match its hash")
+                broken = ChainReport(run_id, count, False, expected_seq, f"event {expected_seq} is missing")
+            elif prev_hash != prev:
+                broken = ChainReport(
+                    run_id, count, False, seq, "its link to the previous event does not match"
+                )
+            elif event_hash(prev, run_id, seq, ts, session_id, kind, data) != digest:
+                broken = ChainReport(run_id, count, False, seq, "its content does not match its hash")
+            if broken is not None:
+                if observe is None:
+                    return broken
+                continue
             prev = digest
             expected_seq += 1
+    if broken is not None:
+        return ChainReport(run_id, count, False, broken.broken_at, broken.reason)
     return ChainReport(run_id, count, True)
+
+
+def record_heads(store: Store, run_ids: list[str] | None = None) -> dict[str, tuple[int, str]]:
+    """Take each run's head from its log as it stands, keep it and anchor it: for writers that
+    fill the event table around `append` (bulk loaders), once they are done. Returns the heads."""
+    where = "" if run_ids is None else " WHERE run_id IN (" + ",".join("?" * len(run_ids)) + ")"
+    with store.writing() as conn:
+        raw = _driver(conn)
+        heads = {
+            r[0]: (int(r[1]), r[2])
+            for r in raw.execute(
+                "SELECT e.run_id, e.seq, e.hash FROM (SELECT run_id, max(seq) AS seq FROM event"
+                f"{where} GROUP BY run_id) h JOIN event e ON e.run_id = h.run_id AND e.seq = h.seq",
+                tuple(run_ids or ()),
+            ).fetchall()
+        }
+        raw.executemany(_RAW_MOVE_HEAD, [(r, n, h, n + 1) for r, (n, h) in heads.items()])
+        conn.info.setdefault(anchors.PENDING, {}).update(heads)
+    return heads
 
 
 CHAIN_PAGE = 5000
 
 
-def _chain_pages(store: Store, run_id: str) -> Iterator[list[tuple[Any, ...]]]:
+def _chain_pages(
+    store: Store, run_id: str, conn: Connection | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
     """The chain's rows in pages, so verifying a million events stays in constant memory (plain
     tuples from the driver: a million rows wrapped by SQLAlchemy cost a second)."""
     sql = (
@@ -301,14 +370,21 @@ def _chain_pages(store: Store, run_id: str) -> Iterator[list[tuple[Any, ...]]]:
     )
     last = 0
     while True:
-        with store.reading() as conn:
-            raw = conn.connection.driver_connection
-            assert raw is not None, "a connection in a transaction has its driver's connection"
-            page = raw.execute(sql, (run_id, last, CHAIN_PAGE)).fetchall()
+        if conn is not None:
+            page = _driver(conn).execute(sql, (run_id, last, CHAIN_PAGE)).fetchall()
+        else:
+            with store.reading() as own:
+                page = _driver(own).execute(sql, (run_id, last, CHAIN_PAGE)).fetchall()
         if not page:
             return
         yield page
         last = page[-1][0]
+
+
+def _driver(conn: Connection) -> Any:
+    raw = conn.connection.driver_connection
+    assert raw is not None, "a connection in a transaction has its driver's connection"
+    return raw
 
 
 def latest_event(store: Store, run_id: str, kind: str) -> EventView | None:

@@ -15,9 +15,12 @@ from sqlalchemy import Column, Index, String, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
-"""2 added the conversation table (a store of version 1 is brought up to 2 when opened)."""
-"""Bumped whenever a table changes; a store with a newer version is refused, never guessed at."""
+SCHEMA_VERSION = 3
+"""Bumped whenever a table changes; a store with a newer version is refused, never guessed at.
+
+2 added the conversation table; 3 added `chain_head` (each run's head, kept with every append)
+and the triggers that refuse the edits no code path makes. An older store is brought up to date
+when it is opened writable (`db.migrate`)."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -192,6 +195,20 @@ class Event(SQLModel, table=True):
     data: str
     prev_hash: str
     hash: str
+
+
+class ChainHead(SQLModel, table=True):
+    """A run's chain head: how many events its log holds and the hash of the last, written in the
+    same transaction as every append, so a log that lost its tail no longer matches its head."""
+
+    __tablename__ = "chain_head"
+
+    run_id: str = Field(primary_key=True)
+    events: int
+    hash: str
+    exact_from: int = 1
+    """The first seq written by schema 3: from there on, a row's time is its event's time exactly
+    (an older longrun stamped them a moment apart)."""
 
 
 class Checkpoint(SQLModel, table=True):

@@ -1,5 +1,5 @@
 """The record of a run: `longrun events` (shown, or streamed as JSON lines or CSV), `checkpoints`,
-`verify` (the hash chain) and `report` (the audit page).
+`verify` (the whole-store audit: chain, head, anchor and rows) and `report` (the audit page).
 """
 
 from __future__ import annotations
@@ -174,18 +174,24 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from longrun.store import log, runs
+    """The whole-store audit (`store.integrity`) of one run, or of every run the store holds a
+    trace of: one line per break, or per run that is whole; exit 1 on any break."""
+    from longrun.store import integrity, runs
 
-    store = open_store(args)
-    run = runs.get_run(store, args.run)
-    report = log.verify_chain(store, run.id)
+    store = open_store(args, create=False)
+    ids = [runs.get_run(store, args.run).id] if args.run else None
+    audit = integrity.verify_store(store, ids)
     if args.json:
-        print_json(report.to_json())
-    elif report.ok:
-        print(f"chain whole: {report.events} events of run {run.name} ({run.id}) verified")
+        print_json(audit.to_json())
     else:
-        print(f"chain broken at event {report.broken_at}: {report.reason}")
-    return 0 if report.ok else EXIT_ERROR
+        for line in integrity.lines(audit):
+            print(line)
+        if not audit.runs:
+            print(f"no runs in the store at {store.home}")
+        if not audit.ok:
+            found = audit.all_breaks()
+            print(f"{len(found)} break{'s' if len(found) != 1 else ''} found", file=sys.stderr)
+    return 0 if audit.ok else EXIT_ERROR
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -225,8 +231,13 @@ def register(commands: Commands) -> None:
     )
     p = commands.add("checkpoints", cmd_checkpoints, "the run's checkpoints", json_flag)
     p.add_argument("run", metavar="RUN")
-    p = commands.add("verify", cmd_verify, "walk the run's hash chain and report the first break", json_flag)
-    p.add_argument("run", metavar="RUN")
+    p = commands.add(
+        "verify",
+        cmd_verify,
+        "audit a run (or every run): its hash chain, its head and anchor, and every row against its events",
+        json_flag,
+    )
+    p.add_argument("run", metavar="RUN", nargs="?", help="one run (default: every run in the store)")
     p = commands.add(
         "report", cmd_report, "write a run's audit report: charts and tables in one offline HTML file"
     )

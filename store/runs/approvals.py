@@ -54,6 +54,7 @@ def add_approval(
         "approval_requested",
         {"approval_id": approval_id, "kind": kind, "request": request},
         session_id=session_id,
+        ts=now,
     )
     return approval_id
 
@@ -151,12 +152,13 @@ def overdue_approvals(store: Store, now: datetime) -> list[ApprovalView]:
 def decide_approval(conn: Connection, approval_id: int, state: str, by: str, comment: str | None) -> bool:
     """Decide a pending approval once, with its event, in the caller's transaction; False when it
     was no longer pending (the first decision wins)."""
+    now = utcnow()
     row = conn.execute(
         text(
             "UPDATE approval SET state = :state, decided_by = :by, decided_at = :now, comment = :comment, "
             "token_hash = NULL WHERE id = :id AND state = 'pending' RETURNING run_id, session_id"
         ),
-        {"state": state, "by": by, "now": iso(utcnow()), "comment": comment, "id": approval_id},
+        {"state": state, "by": by, "now": iso(now), "comment": comment, "id": approval_id},
     ).first()
     if row is None:
         return False
@@ -166,5 +168,6 @@ def decide_approval(conn: Connection, approval_id: int, state: str, by: str, com
         "approval_decided",
         {"approval_id": approval_id, "state": state, "by": by, "comment": comment},
         session_id=row[1],
+        ts=now,
     )
     return True

@@ -14,6 +14,7 @@ from longrun.store.errors import (
     CheckpointNotFound,
     RunNotFound,
 )
+from longrun.store.log import text_digest
 from longrun.store.models import (
     Checkpoint,
     Run,
@@ -33,9 +34,13 @@ def add_checkpoint(
     commits: list[dict[str, str]],
     features: dict[str, str] | None = None,
 ) -> CheckpointView:
-    """Record a checkpoint as the run's new head, with its event, in one transaction."""
-    now = utcnow()
+    """Record a checkpoint as the run's new head, with its event, in one transaction.
+
+    The event holds what `longrun verify` checks the row against: besides the commit and the
+    reason, the spend and tokens at the checkpoint, the feature status it started with and the
+    SHA-256 of its handoff and commit list as stored."""
     with store.orm(write=True) as db:
+        now = utcnow()
         run = db.get(Run, run_id)
         if run is None:
             raise RunNotFound(f"no run with id {run_id!r}")
@@ -67,8 +72,19 @@ def add_checkpoint(
             conn,
             run_id,
             "checkpoint",
-            {"checkpoint_id": row.id, "commit": commit, "reason": reason, "parent_id": row.parent_id},
+            {
+                "checkpoint_id": row.id,
+                "commit": commit,
+                "reason": reason,
+                "parent_id": row.parent_id,
+                "spent_usd": row.spent_usd,
+                "tokens": row.tokens,
+                "features": features,
+                "handoff_sha256": text_digest(row.handoff_json),
+                "commits_sha256": text_digest(row.commits_json),
+            },
             session_id=session_id,
+            ts=now,
         )
         return _checkpoint_view(row)
 

@@ -55,7 +55,15 @@ def insert_run(
             db.connection(),
             run_id,
             "run_created",
-            {"name": name, "workspace": workspace, "branch": branch, "spec_path": spec_path, "state": state},
+            {
+                "name": name,
+                "workspace": workspace,
+                "branch": branch,
+                "spec_path": spec_path,
+                "state": state,
+                "budget": spec.get("budget"),
+            },
+            ts=now,
         )
     return _run_view(row)
 

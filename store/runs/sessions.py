@@ -110,8 +110,8 @@ def list_sessions(store: Store, run_id: str) -> list[SessionView]:
 
 def session_started(store: Store, session_id: int, pid: int) -> SessionView:
     """The session's process is up: record its pid and first heartbeat."""
-    now = utcnow()
     with store.orm(write=True) as db:
+        now = utcnow()
         row = _session_row(db, session_id)
         row.pid = pid
         row.state = SessionState.running
@@ -120,7 +120,12 @@ def session_started(store: Store, session_id: int, pid: int) -> SessionView:
         db.add(row)
         db.flush()
         log.append(
-            db.connection(), row.run_id, "session_started", {"n": row.n, "pid": pid}, session_id=row.id
+            db.connection(),
+            row.run_id,
+            "session_started",
+            {"n": row.n, "pid": pid},
+            session_id=row.id,
+            ts=now,
         )
         return _session_view(row)
 
@@ -151,8 +156,8 @@ def end_session(
     store: Store, session_id: int, state: SessionState, reason: str, data: dict[str, Any] | None = None
 ) -> SessionView | None:
     """Record the session's end once; returns None when it had already ended (the first word wins)."""
-    now = utcnow()
     with store.orm(write=True) as db:
+        now = utcnow()
         row = _session_row(db, session_id)
         if row.state in FINAL_SESSION_STATES:
             return None
@@ -165,8 +170,9 @@ def end_session(
             db.connection(),
             row.run_id,
             "session_ended",
-            {"n": row.n, "state": str(state), "reason": reason} | (data or {}),
+            (data or {}) | {"n": row.n, "state": str(state), "reason": reason},
             session_id=row.id,
+            ts=now,
         )
         return _session_view(row)
 

@@ -36,8 +36,9 @@ def add_verdicts_in(conn: Connection, run_id: str, checkpoint_id: int, verdicts:
     if row is None:
         raise CheckpointNotFound(f"no checkpoint {checkpoint_id} in run {run_id}")
     status = json.loads(row[0])
+    ids = []
     for v in verdicts:
-        conn.execute(
+        inserted = conn.execute(
             text(
                 "INSERT INTO verdict (run_id, checkpoint_id, feature_id, judge, status, evidence_json, "
                 "created_at) VALUES (:run, :cp, :feature, :judge, :status, :evidence, :now)"
@@ -52,6 +53,7 @@ def add_verdicts_in(conn: Connection, run_id: str, checkpoint_id: int, verdicts:
                 "now": iso(now),
             },
         )
+        ids.append(int(inserted.lastrowid or 0))
         status[v.feature_id] = v.status
     # Feature status on the checkpoint row is derived data (the verdict rows are the record),
     # kept so that a resume context never has to scan verdict history.
@@ -66,6 +68,7 @@ def add_verdicts_in(conn: Connection, run_id: str, checkpoint_id: int, verdicts:
             (
                 "verdict",
                 {
+                    "verdict_id": verdict_id,
                     "checkpoint_id": checkpoint_id,
                     "feature_id": v.feature_id,
                     "judge": v.judge,
@@ -75,7 +78,7 @@ def add_verdicts_in(conn: Connection, run_id: str, checkpoint_id: int, verdicts:
                 None,
                 now,
             )
-            for v in verdicts
+            for v, verdict_id in zip(verdicts, ids, strict=True)
         ],
     )
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import read_only
 
 from longrun.store import log, runs
 from longrun.store.db import Store, store_error
@@ -213,3 +217,107 @@ def test_nothing_above_the_store_imports_sqlalchemy_exceptions() -> None:
         if "sqlalchemy.exc" in path.read_text()
     ]
     assert users == []
+
+
+# --- a store that cannot be written ---------------------------------------------------------------
+
+
+@pytest.fixture
+def finished_store(home: Path) -> Path:
+    """A store with a run and a few events, closed (as a finished store copied somewhere is)."""
+    store = Store.open(home)
+    _run(store)
+    for i in range(3):
+        log.record(store, "r1", "note", {"i": i})
+    store.close()
+    assert not (home / "longrun.db-wal").exists()
+    return home
+
+
+@pytest.mark.parametrize("way", read_only.WAYS)
+def test_a_read_only_store_is_read_and_verified_and_a_write_says_read_only(
+    finished_store: Path, way: str
+) -> None:
+    with read_only.read_only_cli(finished_store, way) as (home, cli_ro):
+        listed = cli_ro("run", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "alpha" in listed.stdout
+        events = cli_ro("events", "r1", "--json")
+        assert events.returncode == 0, events.stderr
+        assert [e["kind"] for e in json.loads(events.stdout)] == ["run_created", "note", "note", "note"]
+        verified = cli_ro("verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "chain whole: 4 events verified" in verified.stdout and "head matches" in verified.stdout
+        paused = cli_ro("run", "pause", "r1")
+        assert paused.returncode == 1 and "Traceback" not in paused.stderr
+        (line,) = paused.stderr.strip().splitlines()
+        assert f"{home}: the store is read-only (" in line, line
+        assert not (home / "longrun.db-wal").exists() and not (home / "longrun.db-shm").exists()
+
+
+def test_the_dashboard_refuses_to_start_the_demo_in_a_read_only_store(finished_store: Path) -> None:
+    with read_only.read_only_cli(finished_store, "filesystem", program="longrun.app.tui") as (home, ui):
+        proc = ui("--demo")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line == (
+        f"longrun-ui: error: {home}: the store is read-only (it is on a read-only file system): "
+        "no demo can start"
+    )
+
+
+def test_a_read_only_store_beside_a_live_writer_reads_what_it_committed(home: Path) -> None:
+    """While a writer holds the store open (its -wal and -shm are there), a reader that may not
+    write sees every committed event, the ones still in the write-ahead log too."""
+    store = Store.open(home)
+    try:
+        _run(store)
+        log.record(store, "r1", "note", {"live": True})
+        assert (home / "longrun.db-wal").exists() and (home / "longrun.db-shm").exists()
+        with read_only.read_only_cli(home, "filesystem") as (_, cli_ro):
+            events = cli_ro("events", "r1", "--json")
+            assert events.returncode == 0, events.stderr
+            assert [e["data"] for e in json.loads(events.stdout)][-1] == {"live": True}
+            assert cli_ro("verify", "r1").returncode == 0
+    finally:
+        store.close()
+
+
+def test_opening_a_read_only_store_in_process_says_why_and_refuses_writes(finished_store: Path) -> None:
+    script = (
+        "from longrun.store.db import Store\n"
+        "from longrun.store import log\n"
+        "from longrun.store.errors import StoreReadOnly\n"
+        "import sys\n"
+        "store = Store.open(sys.argv[1], create=False)\n"
+        "print(store.read_only)\n"
+        "try:\n"
+        "    log.record(store, 'r1', 'note', {})\n"
+        "except StoreReadOnly as exc:\n"
+        "    print(exc)\n"
+    )
+    with read_only.read_only_cli(finished_store, "filesystem") as (home, _):
+        proc = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "sh",
+                "-c",
+                'mount --bind -o ro "$1" "$1" && shift && exec "$@"',
+                "sh",
+                str(home),
+                sys.executable,
+                "-c",
+                script,
+                str(home),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    reason, refused = proc.stdout.strip().splitlines()
+    assert reason == "it is on a read-only file system"
+    assert (
+        refused == f"{home}: the store is read-only (it is on a read-only file system): it cannot be written"
+    )
