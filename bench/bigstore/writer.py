@@ -122,6 +122,8 @@ class StoreWriter:
             cursor.executemany(BREAKER_INSERT, rows.breakers)
             cursor.executemany(_RUN_FINISH, rows.finished_runs)
             cursor.close()
+        # The events went in around `log.append`: keep and anchor each run's head as `append` would.
+        log.record_heads(self.store, [plan.run_id for plan in plans])
 
 
 class _RunLog:
@@ -144,8 +146,9 @@ class _RunLog:
 
     # --- the chain ------------------------------------------------------------------------------
 
-    def _ts(self) -> str:
-        return (self.start + self.step * self.seq).isoformat(timespec="microseconds")
+    def _ts(self, ahead: int = 0) -> str:
+        """The timestamp of the event `ahead` after the last one written (0: the last's)."""
+        return (self.start + self.step * (self.seq + ahead)).isoformat(timespec="microseconds")
 
     def add(self, kind: str, data: str, session_id: int | None) -> str:
         """Append one event (data already canonical JSON); returns its timestamp."""
@@ -197,9 +200,12 @@ class _RunLog:
         from_checkpoint = self.head
         due = "started" if n == 1 else "cooldown of 300s after the last session"
         self.add_json("session_due", {"reason": due})
-        created = self.add_json(
-            "session_created", {"n": n, "from_checkpoint_id": from_checkpoint}, session_id
-        )
+        # The session starts two events from here (created, then started): its time box runs from then.
+        started_at = datetime.fromisoformat(self._ts(2))
+        deadline = (self.w.now + TIME_BOX - timedelta(hours=1)) if live else started_at + TIME_BOX
+        made = {"n": n, "from_checkpoint_id": from_checkpoint}
+        made |= {"deadline_at": iso(deadline), "wrap_up_at": iso(deadline - WRAP_UP)}
+        created = self.add_json("session_created", made, session_id)
         pid = 20_000 + (session_id * 7919) % 40_000
         started = self.add_json("session_started", {"n": n, "pid": pid}, session_id)
         self.add_json("context", {"checkpoint_id": from_checkpoint, "bytes": 3104}, session_id)
@@ -208,8 +214,7 @@ class _RunLog:
         self.work_events(half, session_id, totals)
         self.checkpoint(rows, session_id, "calls", None, [])
         self.work_events(work - half, session_id, totals)
-        started_at = datetime.fromisoformat(started)
-        deadline = (self.w.now + TIME_BOX - timedelta(hours=1)) if live else started_at + TIME_BOX
+        assert started == iso(started_at), (started, started_at)
         if live:
             state, ended, reason, settled = SessionState.running, None, None, None
             heartbeat = iso(self.w.now - timedelta(seconds=1))
@@ -276,10 +281,17 @@ class _RunLog:
         cp_id = w.ids.checkpoint
         w.ids.checkpoint += 1
         commit = commit_sha(self.plan.run_id, f"cp{cp_id}")
-        data = {"checkpoint_id": cp_id, "commit": commit, "reason": reason, "parent_id": self.head}
-        ts = self.add_json("checkpoint", data, session_id)
         if features is not None:
             self.head_features = features
+        handoff_json = log.canonical_json(handoff) if handoff is not None else None
+        commits_json = log.canonical_json(commits)
+        data = {"checkpoint_id": cp_id, "commit": commit, "reason": reason, "parent_id": self.head}
+        data |= {"spent_usd": self.totals.usd, "tokens": self.totals.tokens, "features": features}
+        data |= {
+            "handoff_sha256": log.text_digest(handoff_json),
+            "commits_sha256": log.text_digest(commits_json),
+        }
+        ts = self.add_json("checkpoint", data, session_id)
         rows.checkpoints.append(
             (
                 cp_id,
@@ -289,9 +301,9 @@ class _RunLog:
                 self.seq,
                 commit,
                 reason,
-                log.canonical_json(handoff) if handoff is not None else None,
+                handoff_json,
                 log.canonical_json(self.head_features),
-                log.canonical_json(commits),
+                commits_json,
                 self.totals.usd,
                 self.totals.tokens,
                 ts,

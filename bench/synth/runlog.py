@@ -160,12 +160,20 @@ class RunLog:
         sha = commit or hashlib.sha1(f"{self.run_id}:{cp}".encode()).hexdigest()
         parent = None if first else self.head
         session_id = session.id if session is not None else None
-        data = {"checkpoint_id": cp, "commit": sha, "parent_id": parent, "reason": reason}
-        seq = self.add_json("checkpoint", data, session_id, ts)
         commits = []
         if session is not None and reason in ("calls", "timer", "handoff", "session_end"):
             subject = f"{WORK[self.focus(session)].function}: handle the empty text"
             commits = [{"sha": hashlib.sha1(f"{sha}:work".encode()).hexdigest(), "subject": subject}]
+        handoff_json = log.canonical_json(handoff) if handoff is not None else None
+        commits_json = log.canonical_json(commits)
+        # What a real checkpoint event records, so `longrun verify` checks these rows in full.
+        data = {"checkpoint_id": cp, "commit": sha, "parent_id": parent, "reason": reason}
+        data |= {"spent_usd": self.totals.usd, "tokens": self.totals.tokens}
+        data |= {
+            "handoff_sha256": log.text_digest(handoff_json),
+            "commits_sha256": log.text_digest(commits_json),
+        }
+        seq = self.add_json("checkpoint", data, session_id, ts)
         self.rows.checkpoints[cp] = [
             cp,
             self.run_id,
@@ -174,9 +182,9 @@ class RunLog:
             seq,
             sha,
             reason,
-            log.canonical_json(handoff) if handoff is not None else None,
+            handoff_json,
             log.canonical_json(self.head_features),
-            log.canonical_json(commits),
+            commits_json,
             self.totals.usd,
             self.totals.tokens,
             stamp(ts),

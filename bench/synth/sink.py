@@ -17,6 +17,7 @@ from longrun.bench.common import (
     Totals,
     progress,
 )
+from longrun.store import log
 from longrun.store.db import Store
 
 EVENTS_PER_INSERT = 20_000
@@ -57,6 +58,8 @@ class Sink:
         if exc is None:
             self.flush(commit=False)
         self._close(kind, exc, tb)
+        if exc is None:  # the events went in around `log.append`: keep and anchor the heads as it would
+            log.record_heads(self.store)
 
     def _open(self) -> None:
         self._tx = self.store.writing()

@@ -34,7 +34,7 @@ from seed import (
 from sqlalchemy import text
 
 from longrun.bench import bigstore
-from longrun.store import board, log, runs
+from longrun.store import board, integrity, log, runs
 from longrun.store.db import Store
 from longrun.store.models import SQLModel
 
@@ -158,7 +158,7 @@ def test_checkpoints_are_real_commits_in_real_workspaces(seeded: Store) -> None:
 BIG_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def test_bigstore_fills_exactly_what_was_asked_with_whole_chains(tmp_path: Path) -> None:
+def test_bigstore_fills_exactly_what_was_asked_and_passes_the_whole_audit(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "big")
     try:
         run_ids = bigstore.fill(store, 12, 3000, now=BIG_NOW)
@@ -174,6 +174,10 @@ def test_bigstore_fills_exactly_what_was_asked_with_whole_chains(tmp_path: Path)
         for run_id in run_ids:
             report = log.verify_chain(store, run_id)
             assert report.ok and report.events == events[run_id], report
+        # Its rows, heads and anchors agree with its logs as a real store's do.
+        audit = integrity.verify_store(store)
+        assert audit.all_breaks() == [], list(integrity.lines(audit))[:5]
+        assert len(audit.runs) == 12
     finally:
         store.close()
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from longrun.bench.synth import MIN_EVENTS, SynthRun, synthesize
-from longrun.store import runs
+from longrun.store import integrity, runs
 from longrun.store.db import Store
 from longrun.store.log import canonical_json, verify_chain
 
@@ -146,6 +146,10 @@ def test_the_chain_is_whole_and_every_payload_is_canonical(synth: tuple[Store, S
     assert report.ok and report.events == EVENTS == result.events
     fork = verify_chain(store, result.fork_run_id)
     assert fork.ok and fork.events == result.fork_events
+    # Its rows, heads and anchors agree with its logs in full, as a real store's do.
+    audit = integrity.verify_store(store)
+    assert audit.all_breaks() == [], list(integrity.lines(audit))[:5]
+    assert [r.notes for r in audit.runs] == [[], []]
     rows = query(store, "SELECT run_id, seq, ts, data FROM event ORDER BY run_id, seq")
     assert all(canonical_json(json.loads(data)) == data for _, _, _, data in rows)
     start, end = (END - timedelta(hours=HOURS)).isoformat(), END.isoformat()
