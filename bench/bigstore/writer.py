@@ -203,7 +203,7 @@ class _RunLog:
         # The session starts two events from here (created, then started): its time box runs from then.
         started_at = datetime.fromisoformat(self._ts(2))
         deadline = (self.w.now + TIME_BOX - timedelta(hours=1)) if live else started_at + TIME_BOX
-        made = {"n": n, "from_checkpoint_id": from_checkpoint}
+        made: dict[str, Any] = {"n": n, "from_checkpoint_id": from_checkpoint}
         made |= {"deadline_at": iso(deadline), "wrap_up_at": iso(deadline - WRAP_UP)}
         created = self.add_json("session_created", made, session_id)
         pid = 20_000 + (session_id * 7919) % 40_000
