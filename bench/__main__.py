@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from longrun.bench.common import BenchError, Benchmark
 
-MODULES = ("append", "rehydrate", "ui", "report", "synth", "timeline", "proxy", "judge")
+MODULES = ("append", "rehydrate", "ui", "report", "synth", "timeline", "proxy", "judge", "sandbox")
 PROG = "python -m longrun.bench"
 
 

@@ -319,3 +319,29 @@ def _action_words(kind: str, data: dict[str, Any]) -> str:
     if kind == "fork_made":
         return f"forked run {data.get('run_id')} from checkpoint {data.get('checkpoint_id')}"
     return kind.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """How the sessions that started in a window were confined (their `sandbox` events)."""
+
+    confined: int
+    unconfined: int
+    why: list[str]
+    """Why each distinct unconfined session was (`[sandbox] mode = "off"`, a worker not sandboxed)."""
+
+
+def confinement(
+    store: Store, run_id: str, *, since: datetime | None = None, until: datetime | None = None
+) -> Confinement:
+    window, params = time_window(since, until)
+    with store.reading() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT json_extract(data, '$.confined'), json_extract(data, '$.why') FROM event "
+                f"WHERE run_id = :run AND kind = 'sandbox'{window}"
+            ),
+            {"run": run_id, **params},
+        ).all()
+    unconfined = [str(why or "no sandbox") for ok, why in rows if not ok]
+    return Confinement(len(rows) - len(unconfined), len(unconfined), sorted(set(unconfined)))

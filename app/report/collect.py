@@ -60,6 +60,7 @@ class Summary:
     approvals: audit.ApprovalCounts
     breaker_trips: int
     chain: log.ChainReport
+    sandbox: audit.Confinement
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +84,11 @@ class Summary:
             },
             "breaker_trips": self.breaker_trips,
             "chain": self.chain.to_json(),
+            "sandbox": {
+                "confined": self.sandbox.confined,
+                "unconfined": self.sandbox.unconfined,
+                "why": self.sandbox.why,
+            },
         }
 
 
@@ -186,6 +192,7 @@ def collect(
         at_end = audit.features_at(store, run.id, until)
         approvals = audit.approval_counts(store, run.id, since=start, until=end)
         decided = audit.decisions(store, run.id, since=start, until=end)
+        confined = audit.confinement(store, run.id, since=start, until=end)
         chain = verifying.result()
     feature_ids = [f["id"] for f in run.spec.get("features", [])]
     spent = _total(by_session.values())
@@ -212,6 +219,7 @@ def collect(
         approvals=approvals,
         breaker_trips=sum(1 for m in line.markers if m.kind == "breaker_tripped"),
         chain=chain,
+        sandbox=confined,
     )
     return ReportData(
         run_id=run.id,

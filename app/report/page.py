@@ -121,6 +121,15 @@ def _summary(data: ReportData) -> str:
     else:
         chain_text, chain_class = f"BROKEN at event {chain.broken_at}: {chain.reason}", "bad"
     features = f"{s.features_passing} of {s.features_total} pass" if s.features_total else "no done-condition"
+    box = s.sandbox
+    if box.unconfined:
+        sandbox_class = "bad"
+        sandbox_text = f"UNCONFINED: {box.unconfined} of {box.confined + box.unconfined} sessions ran "
+        sandbox_text += "without the sandbox (" + "; ".join(box.why) + ")"
+    elif box.confined:
+        sandbox_text, sandbox_class = f"every session confined ({box.confined})", "ok"
+    else:
+        sandbox_text, sandbox_class = "no session recorded its sandbox", ""
     cells = [
         ("Duration", span(data.end - data.start), ""),
         ("Sessions", f"{s.sessions}", ""),
@@ -131,6 +140,7 @@ def _summary(data: ReportData) -> str:
         ("Breaker trips", f"{s.breaker_trips}", "bad" if s.breaker_trips else ""),
         ("Events", f"{s.events:,}", ""),
         ("Hash chain", chain_text, chain_class),
+        ("Sandbox", sandbox_text, sandbox_class),
     ]
     items = "".join(f'<div class="cell {cls}"><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>' for k, v, cls in cells)
     return (

@@ -20,7 +20,7 @@ from longrun.app.screens.modals import TextScreen
 from longrun.app.widgets.pane import Pane
 from longrun.scheduler import control
 from longrun.scheduler.session.context import next_context
-from longrun.store import runs
+from longrun.store import log, runs
 from longrun.store.db import Store
 from longrun.store.runs import CheckpointView, RunView
 
@@ -34,6 +34,8 @@ class Overview:
     sessions: int
     judging: int | None = None
     """The number of the session that has ended and that the judge is settling, if one is."""
+    sandbox: dict[str, Any] | None = None
+    """What the latest session's `sandbox` event said confined it (None before any session)."""
 
 
 def read_overview(store: Store, run_id: str, now: datetime) -> Overview:
@@ -52,6 +54,7 @@ def read_overview(store: Store, run_id: str, now: datetime) -> Overview:
         context=next_context(store, run),
         sessions=runs.session_count(store, run.id),
         judging=next((s.n for s in runs.unsettled_sessions(store) if s.run_id == run.id), None),
+        sandbox=sandboxed.data if (sandboxed := log.latest_event(store, run.id, "sandbox")) else None,
     )
 
 
@@ -95,14 +98,16 @@ class OverviewPane(Pane):
         self.query_one("#overview-head", Static).update(head)
         self.query_one("#overview-body", Static).update(
             Group(
-                self._spec(run, spec, data.sessions),
+                self._spec(run, spec, data.sessions, data.sandbox),
                 self._budget(data.budget),
                 self._handoff(data),
                 self._next_session(data),
             )
         )
 
-    def _spec(self, run: RunView, spec: dict[str, Any], sessions: int) -> Table:
+    def _spec(
+        self, run: RunView, spec: dict[str, Any], sessions: int, sandbox: dict[str, Any] | None
+    ) -> Table:
         table = _section("Spec")
         worker, session = spec.get("worker", {}), spec.get("session", {})
         table.add_row("workspace", f"{short_path(run.workspace)} (branch {run.branch})")
@@ -116,6 +121,7 @@ class OverviewPane(Pane):
             table.add_row(
                 "schedule", ", ".join(f"{k} {v}" for k, v in schedule.items() if v not in (None, [], {}))
             )
+        table.add_row("sandbox", confinement(spec.get("sandbox") or {}, sandbox, sessions))
         features = spec.get("features", [])
         table.add_row("done when", f"{len(features)} features pass: " + ", ".join(f["id"] for f in features))
         return table
@@ -185,3 +191,27 @@ def _section(title: str) -> Table:
     table.add_column(style="bold", width=24, no_wrap=True)
     table.add_column(overflow="fold")
     return table
+
+
+def confinement(spec: dict[str, Any], said: dict[str, Any] | None, sessions: int) -> Text:
+    """The sandbox in a line: what the latest session ran in, or (before one ran) what the spec
+    asks for; unconfined is said plainly, in red."""
+    if said is not None and not said.get("confined"):
+        return Text(f"UNCONFINED: {said.get('why', 'no sandbox')}", style="bold #ff5555")
+    if said is None and sessions:
+        return Text("UNCONFINED: its sessions ran with no sandbox recorded", style="bold #ff5555")
+    if said is None and spec.get("mode") == "off":
+        return Text('UNCONFINED: [sandbox] mode = "off"', style="bold #ff5555")
+    network = (said or spec).get("network", "off")
+    line = Text()
+    line.append("confined" if said is not None else "asked for", style="#50fa7b" if said else "")
+    line.append(f" · network {network}")
+    if said is not None:
+        line.append(f" · {said.get('limits', '')}", style="dim")
+    else:
+        line.append(
+            f" · {spec.get('memory_mb')} MiB, {spec.get('processes')} processes, "
+            f"{spec.get('cpu_minutes')} CPU minutes",
+            style="dim",
+        )
+    return line

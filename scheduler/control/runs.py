@@ -135,11 +135,23 @@ def resume(store: Store, ref: str, by: str | None = None) -> RunView:
 
 
 def _hand_to_supervisor(store: Store, run: RunView, verb: str, who: str) -> RunView:
+    _sandbox_ready(run)
     with store.writing() as conn:
         runs.set_run_state(conn, run.id, RunState.scheduled, f"{verb} by {who}")
         runs.set_run_plan(conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason=verb)
         log.append(conn, run.id, verb, {"by": who})
     return runs.get_run(store, run.id)
+
+
+def _sandbox_ready(run: RunView) -> None:
+    """A run whose spec asks for the sandbox does not start where none can be made: it says how to
+    get bubblewrap (a `SandboxUnavailable`), and never runs unconfined instead."""
+    from longrun.scheduler.session.sandbox import require_bwrap
+    from longrun.scheduler.workers.registry import backend_of
+
+    spec = RunSpec.model_validate(run.spec)
+    if spec.sandbox.mode == "on" and backend_of(spec.worker).sandboxed:
+        require_bwrap()
 
 
 def pause(store: Store, ref: str, by: str | None = None) -> RunView:

@@ -28,6 +28,7 @@ from longrun.scheduler.session import workspace as ws
 from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.session.context import build_resume_context, context_digest, load_resume_inputs
 from longrun.scheduler.session.resume import resume_point
+from longrun.scheduler.session.sandbox import Sandbox, home_dirs
 from longrun.scheduler.spec.durations import format_duration
 from longrun.scheduler.spec.run import RunSpec
 from longrun.scheduler.supervisor.notify import Notifier
@@ -100,6 +101,11 @@ class Harness:
                         },
                     )
                 )
+
+    def sandbox_breached(self, why: str) -> None:
+        """A sandbox limit was hit (called from the sandbox's watching thread): end the session at
+        its next step; what ran inside is already killed."""
+        self.stop_requested = True
 
     def trip(self, trip: Trip) -> None:
         """Open a breaker: record it, notify, and end the session at its next step."""
@@ -403,6 +409,13 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         finish(harness, outcome)
         return outcome
 
+    try:
+        sandbox = open_sandbox(harness)
+    except LongrunError as exc:
+        outcome = WorkerOutcome(EndReason.error, exc.message)
+        finish(harness, outcome)
+        return outcome
+
     resume = resume_point(harness)
     hooks = WorkerHooks(
         check_call=harness.check_call,
@@ -422,18 +435,44 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         model=spec.worker.model,
         max_tokens=spec.worker.max_tokens,
         resume=resume,
+        sandbox=sandbox,
     )
     beat = asyncio.create_task(_heartbeat(harness))
+    if sandbox is not None:
+        sandbox.watch(harness.sandbox_breached)
     try:
         outcome = await worker.run(task, hooks, harness)
     except LongrunError as exc:
         outcome = WorkerOutcome(EndReason.error, exc.message)
     finally:
         beat.cancel()
+        if sandbox is not None:
+            sandbox.close()
     if harness.tripped is not None:
         outcome = WorkerOutcome(EndReason.breaker, harness.tripped.reason)
+    elif sandbox is not None and sandbox.breached is not None:
+        harness.event("sandbox_limit", {"reason": sandbox.breached})
+        outcome = WorkerOutcome(EndReason.error, sandbox.breached)
     finish(harness, outcome)
     return outcome
+
+
+def open_sandbox(harness: Harness) -> Sandbox | None:
+    """The session's sandbox as its spec asks (None when `mode = "off"`), recorded as an event
+    that says what confines the worker, or that nothing does."""
+    spec, backend = harness.spec.sandbox, backend_of(harness.spec.worker)
+    if spec.mode == "off":
+        harness.event("sandbox", {"mode": "off", "confined": False, "why": '[sandbox] mode = "off"'})
+        return None
+    if not backend.sandboxed:
+        why = f"the {backend.name} worker does not run in longrun's sandbox yet"
+        harness.event("sandbox", {"mode": "on", "confined": False, "why": why})
+        return None
+    hidden = [harness.store.home, *home_dirs()]
+    name = f"longrun-{harness.run.id}-{harness.session.n}-{os.getpid()}"
+    sandbox = Sandbox.open(spec, harness.workspace, name, hidden)
+    harness.event("sandbox", sandbox.describe() | {"confined": True})
+    return sandbox
 
 
 def finish(harness: Harness, outcome: WorkerOutcome) -> None:

@@ -11,6 +11,7 @@ from pydantic import SerializeAsAny, StrictStr, ValidationInfo, field_validator
 from longrun.scheduler.spec.checks import ApprovalsSpec, FeatureSpec, JudgeSpec
 from longrun.scheduler.spec.durations import toml_repr
 from longrun.scheduler.spec.keys import RATCHET, Loc, Problems, Table, resolve_path, spec_key
+from longrun.scheduler.spec.sandbox import SandboxSpec
 from longrun.scheduler.spec.tables import (
     BreakersSpec,
     BudgetSpec,
@@ -55,6 +56,9 @@ class RunSpec(Table):
     judge: JudgeSpec = spec_key(factory=JudgeSpec, kind="a table", meaning="how features are judged")
     approvals: ApprovalsSpec = spec_key(
         factory=ApprovalsSpec, kind="a table", meaning="what waits for a person"
+    )
+    sandbox: SandboxSpec = spec_key(
+        factory=SandboxSpec, kind="a table", meaning="what the worker's tool calls can reach"
     )
     pricing: dict[str, PriceSpec] = spec_key(
         factory=dict,

@@ -38,6 +38,7 @@ from longrun.scheduler.workers.base import (
     WorkerTask,
     WorkerUnavailable,
 )
+from longrun.scheduler.workers.sandboxed_shell import SandboxedToolContext
 from longrun.store.errors import BudgetExhausted
 
 
@@ -125,7 +126,16 @@ class AnthropicWorker:
             max_retries=self.max_retries,
             middleware=[_budget_guard(hooks, report)],
         )
-        ctx = AgentToolContext(workdir=str(task.workspace), env=_scrubbed_env())
+        ctx: AgentToolContext
+        if task.sandbox is not None:
+            ctx = SandboxedToolContext(
+                workdir=str(task.workspace),
+                env=task.sandbox.env,
+                read_only_roots=list(task.sandbox.read_only),
+                sandbox=task.sandbox,
+            )
+        else:
+            ctx = AgentToolContext(workdir=str(task.workspace), env=_scrubbed_env())
         sdk_tools = beta_agent_toolset_20260401(ctx)
         own = [_handoff_tool(hooks)]
         if hooks.propose_features is not None:

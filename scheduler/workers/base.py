@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from longrun.store.errors import LongrunError
 from longrun.store.runs import Usage
+
+if TYPE_CHECKING:
+    from longrun.scheduler.session.sandbox import Sandbox
 
 
 class WorkerUnavailable(LongrunError):
@@ -137,6 +140,8 @@ class WorkerTask:
     max_tokens: int
     resume: ResumePoint | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    sandbox: Sandbox | None = None
+    """Where the worker's hands run (None: unconfined, as `[sandbox] mode = "off"` asks)."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class Backend:
     """`module:function`, a `WorkerFactory`, imported when a session runs this backend."""
     serves_model: bool = False
     """It talks to a Messages API endpoint of its own choosing, so the rubric judge can use it."""
+    sandboxed: bool = False
+    """Its worker runs its hands in the session's sandbox (`WorkerTask.sandbox`)."""
 
     def make(self, spec: WorkerSpec, setup: WorkerSetup) -> Worker:
         module, _, name = self.factory.partition(":")
@@ -54,8 +56,8 @@ DEFAULT_BACKEND = "anthropic"
 BACKENDS: dict[str, Backend] = {
     backend.name: backend
     for backend in (
-        Backend("anthropic", WorkerSpec, "longrun.scheduler.workers.anthropic_agent:make_worker", True),
-        Backend("scripted", ScriptedWorkerSpec, "longrun.scheduler.workers.scripted:make_worker", True),
+        Backend("anthropic", WorkerSpec, "longrun.scheduler.workers.anthropic_agent:make_worker", True, True),
+        Backend("scripted", ScriptedWorkerSpec, "longrun.scheduler.workers.scripted:make_worker", True, True),
         Backend(
             "claude-code", ClaudeCodeWorkerSpec, "longrun.scheduler.workers.claude_code.worker:make_worker"
         ),

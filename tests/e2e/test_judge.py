@@ -74,7 +74,10 @@ def test_editing_the_copy_of_the_done_condition_passes_nothing_and_is_flagged(
             {"text": "Marked everything as passing."},
         ]
     ]
-    run = create_run_from_file(store, write_spec(script, features=[STATE_CHECK]))
+    # Unconfined, so the edit lands (in the sandbox `.longrun` is read-only): the judge does not
+    # rest on the sandbox.
+    unconfined = '[sandbox]\nmode = "off"\n'
+    run = create_run_from_file(store, write_spec(script, features=[STATE_CHECK], extra=unconfined))
     run_session_now(store, run.id)
 
     assert runs.latest_verdicts(store, run.id)["state"].status == "fail"

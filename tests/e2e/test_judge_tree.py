@@ -182,7 +182,8 @@ def test_a_judge_that_cannot_judge_says_so_and_the_run_trips(
     destroy = _bash(f"python -c 'import shutil; shutil.rmtree(\"{home / 'checkpoints.git'}\")'")
     script = [[_bash("echo x > x.txt"), destroy, _prune_everything(), *_claim()]]
     files = {"tests/test_calc.py": CALC_TESTS}
-    spec = _project(write_spec, script, files, features=[TESTS_PASS])
+    unconfined = '[sandbox]\nmode = "off"\n'
+    spec = _project(write_spec, script, files, features=[TESTS_PASS], extra=unconfined)
     run = create_run_from_file(store, spec)
 
     ran = cli("session", "run", run.id)

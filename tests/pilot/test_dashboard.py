@@ -4,6 +4,7 @@ person would, then the store checked. Real runs, real git, real sessions through
 from __future__ import annotations
 
 import gc
+import io
 import os
 import sqlite3
 import tempfile
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from driving import SIZE, TWO_SESSIONS, app_for, open_checkpoint, open_run, settle
+from rich.console import Console
 from sqlalchemy import event
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, Static
@@ -405,3 +407,33 @@ async def test_a_failing_read_is_said_and_the_dashboard_recovers(
         assert any("readable again" in n.message for n in app._notifications)
         assert "cannot read the store" not in str(app.screen.query_one("#supervisor").render())
     event.remove(store.engine, "before_cursor_execute", inject)
+
+
+def shown(widget: Static) -> str:
+    """What a widget shows, as plain text (its renderable may be a group of tables)."""
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def test_the_overview_says_plainly_when_a_session_ran_unconfined(store: Store, write_spec: Any) -> None:
+    run = create_run_from_file(store, write_spec(TWO_SESSIONS, extra='[sandbox]\nmode = "off"\n'))
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(pilot, app, run.id)
+        body = screen.query_one("#overview-body", Static)
+        await settle(pilot, lambda: "UNCONFINED" in shown(body))
+        assert 'UNCONFINED: [sandbox] mode = "off"' in shown(body)
+        session = runs.create_session(
+            store, run.id, time_box=timedelta(minutes=5), wrap_up=timedelta(seconds=30)
+        )
+        why = "the claude-code worker does not run in longrun's sandbox yet"
+        log.record(
+            store, run.id, "sandbox", {"mode": "on", "confined": False, "why": why}, session_id=session.id
+        )
+        await settle(pilot, lambda: why in shown(body))
+        limits = "cgroup v1: 64 MiB, 16 processes, 1 CPU minutes for the whole session"
+        confined = {"mode": "on", "confined": True, "network": "off", "limits": limits, "env": []}
+        log.record(store, run.id, "sandbox", confined, session_id=session.id)
+        await settle(pilot, lambda: "confined · network off" in shown(body))
+        assert "UNCONFINED" not in shown(body) and limits in shown(body)

@@ -39,6 +39,18 @@ class Live:
         data = {"features": len(features), "path": ".longrun/features.json", "sha256": sha}
         self.story.event(self.run.id, "features_file", data, self.id)
 
+    def sandbox(self) -> None:
+        box = self.run.spec.sandbox
+        limits = f"cgroup v2: {box.memory_mb} MiB, {box.processes} processes, {box.cpu_minutes} CPU minutes"
+        data = {
+            "confined": True,
+            "mode": box.mode,
+            "network": box.network,
+            "limits": limits + " for the whole session",
+            "env": ["HOME", "LANG", "PATH", "TMPDIR"],
+        }
+        self.story.event(self.run.id, "sandbox", data, self.id)
+
     def context(self) -> None:
         cp = self.from_checkpoint
         assert cp is not None

@@ -303,6 +303,8 @@ class Story:
         live.features_file()
         self.later(0.006)
         live.context()
+        self.later(0.004)
+        live.sandbox()
         return live
 
     def judge(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -238,3 +239,23 @@ def test_judge_compares_judging_the_demo_with_its_checks_by_hand(tmp_path: Path)
         "AND json_extract(data, '$.by') = ? AND json_extract(data, '$.checkpoint_id') = ?"
     )
     assert count(db, judged, run_id, judge_bench.JUDGED_BY, figures["checkpoint_id"]) == 1 + figures["repeat"]
+
+
+def test_sandbox_compares_calls_and_set_ups_inside_and_outside_in_the_same_run() -> None:
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    figures = result_of(bench("sandbox", "--calls", "8", "--sessions", "2"))
+    assert figures["benchmark"] == "sandbox" and (figures["calls"], figures["sessions"]) == (8, 2)
+    for side in ("outside", "inside"):
+        assert 0 < figures[f"call_{side}_median_ms"] <= figures[f"call_{side}_p95_ms"]
+        assert figures[f"setup_{side}_median_ms"] > 0
+    assert figures["call_ratio"] == pytest.approx(
+        figures["call_inside_median_ms"] / figures["call_outside_median_ms"], rel=1e-2
+    )
+    assert figures["setup_added_median_ms"] == pytest.approx(
+        figures["setup_inside_median_ms"] - figures["setup_outside_median_ms"], abs=1e-2
+    )
+    assert figures["targets"] == {"call_ratio": 1.2, "setup_added_ms": 100.0}
+    assert isinstance(figures["meets_targets"], bool) and figures["versions"]["bwrap"]
+    # The sandboxes it made are gone with their cgroups.
+    assert not [p for p in Path("/sys/fs/cgroup").rglob("longrun-bench-*")]

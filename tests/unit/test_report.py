@@ -23,6 +23,7 @@ import pytest
 from support import chromium_or_skip
 
 from longrun.app.report import CHART_IDS, build_report
+from longrun.store import log
 from longrun.store.db import DB_NAME, Store
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]
@@ -307,6 +308,22 @@ def test_a_broken_chain_is_reported(tmp_path: Path) -> None:
     chain = report_data(page)["summary"]["chain"]
     assert chain["ok"] is False and chain["broken_at"] == 100
     assert "BROKEN at event 100" in page
+
+
+def test_the_summary_says_how_many_sessions_ran_unconfined(tmp_path: Path) -> None:
+    from longrun.bench.synth import synthesize
+
+    store = Store.open(tmp_path / "home")
+    try:
+        made = synthesize(store, hours=24.0, events=2000, seed=3)
+        confined = {"mode": "on", "confined": True, "network": "off", "limits": "cgroup v1: …", "env": []}
+        log.record(store, made.run_id, "sandbox", confined)
+        log.record(store, made.run_id, "sandbox", {"mode": "off", "confined": False, "why": "mode off"})
+        page = build_report(store, made.run_id)
+    finally:
+        store.close()
+    assert report_data(page)["summary"]["sandbox"] == {"confined": 1, "unconfined": 1, "why": ["mode off"]}
+    assert "UNCONFINED: 1 of 2 sessions ran without the sandbox (mode off)" in page
 
 
 # --- a window -------------------------------------------------------------------------------------
