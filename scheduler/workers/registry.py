@@ -59,7 +59,10 @@ BACKENDS: dict[str, Backend] = {
         Backend("anthropic", WorkerSpec, "longrun.scheduler.workers.anthropic_agent:make_worker", True, True),
         Backend("scripted", ScriptedWorkerSpec, "longrun.scheduler.workers.scripted:make_worker", True, True),
         Backend(
-            "claude-code", ClaudeCodeWorkerSpec, "longrun.scheduler.workers.claude_code.worker:make_worker"
+            "claude-code",
+            ClaudeCodeWorkerSpec,
+            "longrun.scheduler.workers.claude_code.worker:make_worker",
+            sandboxed=True,
         ),
     )
 }

@@ -4,6 +4,7 @@ the metering proxy, against the scripted model server: no network, no key."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -507,3 +508,32 @@ def test_resume_exact_goes_on_in_the_same_claude_conversation(store: Store, tmp_
         sent(c) for c in calls if c.session_id == first.id
     )
     assert (Path(run.workspace) / "two.txt").exists()
+
+
+def test_claude_codes_shell_runs_in_the_sessions_sandbox(store: Store, tmp_path: Path) -> None:
+    """The CLI itself runs inside the sandbox: its Bash reaches the workspace and the metering proxy
+    (through the relay, the network being off), and nothing else."""
+    home = Path(os.environ["HOME"])
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    session = [
+        {"tool": "Bash", "input": {"command": "echo hello > hello.txt && cat hello.txt"}},
+        {
+            "tool": "Bash",
+            "input": {"command": f"cat {home}/.ssh/id_ed25519; ls {store.home}; echo HOME=$HOME"},
+        },
+        {"tool": "Bash", "input": {"command": "cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /"}},
+        {"text": "Looked around."},
+    ]
+    run = create_run_from_file(store, _spec(tmp_path, [session]))
+    ended = run_session_now(store, run.id)
+    assert ended.end_reason == "finished", ended
+    results = [e.data for e in log.read_events(store, run.id, kinds=["tool_result"])]
+    out = [str(r["output"]) for r in results]
+    assert "hello" in out[0]
+    assert "PRIVATE KEY" not in out[1] and "No such file or directory" in out[1]
+    assert "longrun.db" not in out[1]
+    assert "bwrap" in out[2] or "relay" in out[2] or "claude" in out[2], out[2]
+    (confined,) = [e.data for e in log.read_events(store, run.id, kinds=["sandbox"])]
+    assert confined["confined"] is True and confined["network"] == "off"
+    assert runs.get_run(store, run.id).state == "done"  # the judge saw hello.txt in the workspace

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,8 +107,15 @@ class Sandbox:
         private = workspace / PRIVATE_DIR
         return cls(spec, workspace, limits, prefix, env, list(hidden), [private] if private.is_dir() else [])
 
-    def command(self, argv: list[str]) -> list[str]:
-        return [*self.prefix, *argv]
+    def command(
+        self, argv: list[str], binds: Sequence[Path] = (), read_only: Sequence[Path] = ()
+    ) -> list[str]:
+        """The words that run `argv` inside; `binds` are more folders to show read-write (a
+        socket's folder), `read_only` more to show read-only (the folder of a program to run)."""
+        assert self.prefix[-1] == "--"
+        extra = [word for path in read_only for word in ("--ro-bind", str(path), str(path))]
+        extra += [word for path in binds for word in ("--bind", str(path), str(path))]
+        return [*self.prefix[:-1], *extra, "--", *argv]
 
     def run(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         """Run `argv` inside, with the sandbox's environment, to its end."""

@@ -22,11 +22,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
+from longrun.scheduler.endpoints.relay import UnixRelay
 from longrun.scheduler.guards.policy import ASK_HUMAN
 from longrun.scheduler.guards.usage_limits import reset_from_headers
 from longrun.scheduler.spec.worker import WorkerSpec
@@ -42,7 +48,7 @@ from longrun.scheduler.workers.base import (
     WorkerTask,
     WorkerUnavailable,
 )
-from longrun.scheduler.workers.claude_code import NEEDS_SDK, processes, sdk_installed
+from longrun.scheduler.workers.claude_code import NEEDS_SDK, confined, processes, sdk_installed
 from longrun.scheduler.workers.claude_code.auth import cli_credentials
 from longrun.scheduler.workers.claude_code.follow import Follower, report_calls
 from longrun.scheduler.workers.claude_code.spec import ClaudeCodeWorkerSpec
@@ -133,7 +139,10 @@ class ClaudeCodeWorker:
         try:
             proxy.start()
             cli_env["ANTHROPIC_BASE_URL"] = proxy.base_url
-            outcome = await self._session(task, hooks, report, cli_env, metered, transcripts, turns)
+            with _cli_for(task, self.spec.cli_path, cli_env) as cli_path:
+                outcome = await self._session(
+                    task, hooks, report, cli_env, metered, transcripts, turns, cli_path
+                )
         finally:
             proxy.stop()
             if server is not None:
@@ -165,6 +174,7 @@ class ClaudeCodeWorker:
         metered: list[Any],
         transcripts: TranscriptStore,
         turns: _Turns,
+        cli_path: str | None,
     ) -> WorkerOutcome:
         from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, HookMatcher
         from claude_agent_sdk.types import PermissionResultDeny
@@ -204,11 +214,7 @@ class ClaudeCodeWorker:
         async def can_use_tool(_name: str, _input: dict[str, Any], _context: Any) -> Any:
             return PermissionResultDeny(message="not run: longrun's approval policy did not decide this call")
 
-        env = cli_env | {
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_AUTOUPDATER": "1",
-            "ENABLE_TOOL_SEARCH": "false",  # longrun's tools listed, not deferred behind a search
-        }
+        env = cli_env | CLI_FLAGS
         options = ClaudeAgentOptions(
             cwd=str(task.workspace),
             model=self.spec.model,
@@ -216,7 +222,7 @@ class ClaudeCodeWorker:
             disallowed_tools=list(self.spec.disallowed_tools),
             permission_mode=self.spec.permission_mode,  # type: ignore[arg-type]
             max_turns=self.spec.max_turns,
-            cli_path=self.spec.cli_path,
+            cli_path=cli_path,
             settings=self.spec.settings,
             env=env,
             mcp_servers={MCP_SERVER: longrun_server(hooks)},
@@ -328,6 +334,47 @@ def resume_prompt(point: ResumePoint) -> str:
             lines.append(f"- {decided.text}")
     lines.append("Then go on with the work.")
     return "\n".join(line for line in lines if line)
+
+
+CLI_FLAGS = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "ENABLE_TOOL_SEARCH": "false",  # longrun's tools listed, not deferred behind a search
+}
+
+
+@contextmanager
+def _cli_for(task: WorkerTask, cli_path: str | None, cli_env: dict[str, str]) -> Iterator[str | None]:
+    """The `cli_path` to give the SDK: the spec's, or with a sandbox a wrapper that runs the CLI
+    inside it (and, with the network off, the relay to the proxy that is its only way out).
+
+    Sandboxed, the CLI keeps its config in a folder made for the session (`CLAUDE_CONFIG_DIR`, set
+    in `cli_env` so that the SDK looks for its transcripts there too), not in the user's: a login
+    kept there is a secret the sandbox does not show."""
+    sandbox = task.sandbox
+    if sandbox is None:
+        yield cli_path
+        return
+    cli = confined.real_cli(cli_path)
+    if cli is None:
+        raise WorkerUnavailable("no Claude Code CLI found to run in the sandbox (set worker.cli_path)")
+    relay = None
+    if sandbox.spec.network == "off":
+        port = urlsplit(cli_env["ANTHROPIC_BASE_URL"]).port
+        assert port is not None
+        relay = UnixRelay(port)
+        relay.start()
+    folder = Path(tempfile.mkdtemp(prefix="longrun-claude-"))
+    (folder / "config").mkdir()
+    cli_env["CLAUDE_CONFIG_DIR"] = str(folder / "config")
+    env = cli_env | CLI_FLAGS
+    confined.write_wrapper(folder, sandbox, cli, env, (relay.path, relay.port) if relay else None)
+    try:
+        yield str(folder / "claude")
+    finally:
+        if relay is not None:
+            relay.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def make_worker(spec: WorkerSpec, setup: WorkerSetup) -> Worker:
