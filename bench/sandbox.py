@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import tempfile
 import time
@@ -47,7 +48,7 @@ async def _call(shell: BashSession) -> float:
 
 
 def _open(workspace: Path, n: int) -> Sandbox:
-    return Sandbox.open(SandboxSpec(), workspace, f"longrun-bench-{n}", hidden=[])
+    return Sandbox.open(SandboxSpec(), workspace, f"longrun-bench-{n}-{os.getpid()}", hidden=[])
 
 
 async def _calls(workspace: Path, calls: int) -> tuple[list[float], list[float]]:

@@ -79,7 +79,11 @@ class Limits:
 
     @classmethod
     def make(cls, name: str, bounds: Bounds) -> Limits:
-        """The session's cgroup, made and bounded now, or per-process limits saying why not."""
+        """The session's cgroup, made and bounded now, or per-process limits saying why not.
+
+        `name` ends with `-PID`, the process that owns it; the groups of owners that died without
+        removing theirs (a session killed at its deadline) are removed first."""
+        sweep()
         reasons = []
         for attempt in (cls._v2, cls._v1):
             try:
@@ -205,7 +209,49 @@ class Limits:
 
     def remove(self) -> None:
         for group in self.dirs.values():
-            try:
-                group.rmdir()
-            except OSError:
-                pass
+            for _ in range(50):  # a killed process leaves its group once it has been reaped
+                try:
+                    group.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def _parents() -> list[Path]:
+    """The folders this process's session groups are made in (v2, then each v1 controller)."""
+    found: list[Path] = []
+    own = _own_paths()
+    for mount, kind, opts in _mounts():
+        controllers = [""] if kind == "cgroup2" else [c for c in V1_CONTROLLERS if c in opts]
+        for c in controllers:
+            if c in own:
+                found.append(Path(mount) / own[c].lstrip("/"))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep() -> None:
+    """Remove the empty session groups whose owning process is gone."""
+    for parent in _parents():
+        try:
+            groups = list(parent.glob("longrun-*"))
+        except OSError:
+            continue
+        for group in groups:
+            owner = group.name.rsplit("-", 1)[-1]
+            if owner.isdigit() and not _alive(int(owner)):
+                try:
+                    group.rmdir()
+                except OSError:
+                    pass
