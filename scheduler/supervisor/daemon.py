@@ -35,6 +35,7 @@ from apscheduler.triggers.date import DateTrigger
 from longrun.scheduler import control
 from longrun.scheduler.guards.breakers import Trip, failed, failures_trip, no_progress_trip
 from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
+from longrun.scheduler.session.processes import process_alive
 from longrun.scheduler.spec.run import RunSpec
 from longrun.scheduler.supervisor import launch
 from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
@@ -198,7 +199,7 @@ class Supervisor:
         for s in live:
             child = self.children.get(s.id)
             exited = child is not None and child.poll() is not None
-            gone = exited or (child is None and not launch.process_alive(s.pid))
+            gone = exited or (child is None and not process_alive(s.pid))
             if s.pid is None and child is None and now - s.created_at < launch.STALE_HEARTBEAT:
                 continue  # being started by someone right now
             if gone:

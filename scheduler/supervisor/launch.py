@@ -15,10 +15,10 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from longrun.scheduler.judging.judge import apply_judgement, judge_checkpoint
 from longrun.scheduler.session.checkpoints import take_checkpoint
+from longrun.scheduler.session.processes import process_alive
 from longrun.scheduler.spec.run import RunSpec
 from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
 from longrun.store import runs
@@ -55,24 +55,6 @@ def reap_stale_sessions(store: Store, run_id: str) -> list[SessionView]:
 def heartbeat_stale(session: SessionView, now: datetime | None = None) -> bool:
     beat = session.heartbeat_at or session.created_at
     return (now or utcnow()) - beat > STALE_HEARTBEAT
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether `pid` runs (a zombie waiting for its reaper does not count)."""
-    if pid is None:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def kill_group(pgid: int | None) -> None:

@@ -73,7 +73,6 @@ class Sandbox:
     limits: Limits
     prefix: list[str]
     env: dict[str, str]
-    hidden: list[Path]
     read_only: list[Path]
     """Folders of the workspace that are read-only inside (and to the worker's file tools)."""
     breached: str | None = None
@@ -105,7 +104,7 @@ class Sandbox:
         prefix = ["/bin/sh", "-c", limits.entry() + 'exec "$@"', "sh", *words]
         env = bwrap.inside_env(spec.pass_env, bwrap.git_identity(workspace))
         private = workspace / PRIVATE_DIR
-        return cls(spec, workspace, limits, prefix, env, list(hidden), [private] if private.is_dir() else [])
+        return cls(spec, workspace, limits, prefix, env, [private] if private.is_dir() else [])
 
     def command(
         self, argv: list[str], binds: Sequence[Path] = (), read_only: Sequence[Path] = ()
@@ -116,10 +115,6 @@ class Sandbox:
         extra = [word for path in read_only for word in ("--ro-bind", str(path), str(path))]
         extra += [word for path in binds for word in ("--bind", str(path), str(path))]
         return [*self.prefix[:-1], *extra, "--", *argv]
-
-    def run(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """Run `argv` inside, with the sandbox's environment, to its end."""
-        return subprocess.run(self.command(argv), env=self.env, cwd=self.workspace, **kwargs)
 
     def describe(self) -> dict[str, Any]:
         """What the session's `sandbox` event records."""

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from longrun.scheduler.session.processes import process_alive
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "pids", "cpuacct")
 
@@ -231,16 +233,6 @@ def _parents() -> list[Path]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep() -> None:
     """Remove the empty session groups whose owning process is gone."""
     for parent in _parents():
@@ -250,7 +242,7 @@ def sweep() -> None:
             continue
         for group in groups:
             owner = group.name.rsplit("-", 1)[-1]
-            if owner.isdigit() and not _alive(int(owner)):
+            if owner.isdigit() and not process_alive(int(owner)):
                 try:
                     group.rmdir()
                 except OSError:
