@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from longrun.scheduler.endpoints.relay import UnixRelays
 from longrun.scheduler.session.sandbox import bwrap
 from longrun.scheduler.session.sandbox.limits import Bounds, Limits
 from longrun.scheduler.session.workspace import PRIVATE_DIR
@@ -77,6 +79,8 @@ class Sandbox:
     """Folders of the workspace that are read-only inside (and to the worker's file tools)."""
     breached: str | None = None
     on_breach: Callable[[str], None] | None = None
+    relays: UnixRelays | None = None
+    """The loopback ports outside that are reachable inside (`reach`), when it has no network."""
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _watch: threading.Thread | None = field(default=None, repr=False)
 
@@ -106,15 +110,36 @@ class Sandbox:
         private = workspace / PRIVATE_DIR
         return cls(spec, workspace, limits, prefix, env, [private] if private.is_dir() else [])
 
+    def reach(self, port: int) -> None:
+        """Make 127.0.0.1:`port` outside (a server of this process's) reachable inside at the same
+        address: with the network on it already is; without, through a relay (`endpoints.relay`)."""
+        if self.spec.network == "on":
+            return
+        if self.relays is None:
+            self.relays = UnixRelays()
+        self.relays.add(port)
+
     def command(
         self, argv: list[str], binds: Sequence[Path] = (), read_only: Sequence[Path] = ()
     ) -> list[str]:
         """The words that run `argv` inside; `binds` are more folders to show read-write (a
         socket's folder), `read_only` more to show read-only (the folder of a program to run)."""
+        outside, inside = self.words(binds, read_only)
+        return [*outside, "--", *inside, *argv]
+
+    def words(
+        self, binds: Sequence[Path] = (), read_only: Sequence[Path] = ()
+    ) -> tuple[list[str], list[str]]:
+        """`command`'s words in two: the sandbox's (before `--`; more bwrap options may be added
+        at their end), and those that start the command inside (the relays, when there are any)."""
         assert self.prefix[-1] == "--"
         extra = [word for path in read_only for word in ("--ro-bind", str(path), str(path))]
         extra += [word for path in binds for word in ("--bind", str(path), str(path))]
-        return [*self.prefix[:-1], *extra, "--", *argv]
+        inside: list[str] = []
+        if self.relays is not None and self.relays.ports:
+            extra += ["--ro-bind", str(self.relays.folder), str(self.relays.folder)]
+            inside = self.relays.inside(sys.executable)
+        return [*self.prefix[:-1], *extra], inside
 
     def describe(self) -> dict[str, Any]:
         """What the session's `sandbox` event records."""
@@ -158,6 +183,8 @@ class Sandbox:
         self.check()
         self.limits.kill()
         self.limits.remove()
+        if self.relays is not None:
+            self.relays.stop()
 
 
 def home_dirs() -> list[Path]:

@@ -6,7 +6,7 @@ harness's, plus its own `CLAUDE_*` settings). The wrapper written here starts th
 sandbox instead, with the sandbox's environment, the CLI's placeholders (never a credential: the
 proxy holds those) and the SDK's own `CLAUDE_*` variables; a config folder the SDK made for a
 resume is bound in (its copy of a login hidden). With the network off, the only way out is the
-metering proxy, through a Unix socket bound in (`endpoints.relay`).
+metering proxy, through a relay into the sandbox (`Sandbox.reach`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longrun.evaluators.command import is_withheld
-from longrun.scheduler.endpoints.relay import INSIDE
 
 if TYPE_CHECKING:
     from longrun.scheduler.session.sandbox import Sandbox
@@ -37,19 +36,10 @@ def real_cli(cli_path: str | None) -> str | None:
     return str(bundled) if bundled.is_file() else shutil.which("claude")
 
 
-def write_wrapper(
-    folder: Path, sandbox: Sandbox, cli: str, env: dict[str, str], relay: tuple[Path, int] | None
-) -> Path:
-    """Write `claude` (the wrapper) and its config into `folder`, and return the wrapper.
-    `relay` is (the socket, the proxy's port) when the sandbox has no network."""
-    binds = [relay[0].parent] if relay is not None else []
-    config = {
-        "command": sandbox.command([], binds=binds, read_only=[Path(cli).resolve().parent]),
-        "env": sandbox.env | env,
-        "cli": cli,
-        "relay": [str(relay[0]), relay[1]] if relay is not None else None,
-        "python": sys.executable,
-    }
+def write_wrapper(folder: Path, sandbox: Sandbox, cli: str, env: dict[str, str]) -> Path:
+    """Write `claude` (the wrapper) and its config into `folder`, and return the wrapper."""
+    outside, inside = sandbox.words(read_only=[Path(cli).resolve().parent])
+    config = {"outside": outside, "inside": [*inside, cli], "env": sandbox.env | env}
     (folder / "config.json").write_text(json.dumps(config))
     wrapper = folder / "claude"
     wrapper.write_text(
@@ -69,8 +59,6 @@ def enter(config_path: str, args: list[str]) -> None:
     for name, value in os.environ.items():
         if name.startswith("CLAUDE") and name not in env and not is_withheld(name):
             env[name] = value
-    command: list[str] = list(config["command"])
-    assert command[-1] == "--"
     extra: list[str] = []
     config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
     if config_dir:
@@ -79,8 +67,5 @@ def enter(config_path: str, args: list[str]) -> None:
         if login.exists():  # a copy of the user's login: the proxy authenticates, not the CLI
             extra += ["--ro-bind", "/dev/null", str(login)]
         env["CLAUDE_CONFIG_DIR"] = config_dir
-    inside = [config["cli"], *args]
-    if config["relay"] is not None:
-        socket_path, port = config["relay"]
-        inside = [config["python"], "-c", INSIDE, socket_path, str(port), "--", *inside]
-    os.execve(command[0], [*command[:-1], *extra, "--", *inside], env)
+    outside: list[str] = config["outside"]
+    os.execve(outside[0], [*outside, *extra, "--", *config["inside"], *args], env)

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from longrun.scheduler.endpoints.relay import UnixRelay
 from longrun.scheduler.guards.policy import ASK_HUMAN
 from longrun.scheduler.guards.usage_limits import reset_from_headers
 from longrun.scheduler.spec.worker import WorkerSpec
@@ -358,22 +357,16 @@ def _cli_for(task: WorkerTask, cli_path: str | None, cli_env: dict[str, str]) ->
     cli = confined.real_cli(cli_path)
     if cli is None:
         raise WorkerUnavailable("no Claude Code CLI found to run in the sandbox (set worker.cli_path)")
-    relay = None
-    if sandbox.spec.network == "off":
-        port = urlsplit(cli_env["ANTHROPIC_BASE_URL"]).port
-        assert port is not None
-        relay = UnixRelay(port)
-        relay.start()
+    port = urlsplit(cli_env["ANTHROPIC_BASE_URL"]).port
+    assert port is not None
+    sandbox.reach(port)
     folder = Path(tempfile.mkdtemp(prefix="longrun-claude-"))
     (folder / "config").mkdir()
     cli_env["CLAUDE_CONFIG_DIR"] = str(folder / "config")
-    env = cli_env | CLI_FLAGS
-    confined.write_wrapper(folder, sandbox, cli, env, (relay.path, relay.port) if relay else None)
+    confined.write_wrapper(folder, sandbox, cli, cli_env | CLI_FLAGS)
     try:
         yield str(folder / "claude")
     finally:
-        if relay is not None:
-            relay.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
