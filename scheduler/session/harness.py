@@ -448,6 +448,8 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         beat.cancel()
         if sandbox is not None:
             sandbox.close()
+            if sandbox.egress is not None:
+                harness.event("egress", {"hosts": list(sandbox.spec.network), **sandbox.egress.tally()})
     if harness.tripped is not None:
         outcome = WorkerOutcome(EndReason.breaker, harness.tripped.reason)
     elif sandbox is not None and sandbox.breached is not None:

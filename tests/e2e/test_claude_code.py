@@ -537,3 +537,24 @@ def test_claude_codes_shell_runs_in_the_sessions_sandbox(store: Store, tmp_path:
     (confined,) = [e.data for e in log.read_events(store, run.id, kinds=["sandbox"])]
     assert confined["confined"] is True and confined["network"] == "off"
     assert runs.get_run(store, run.id).state == "done"  # the judge saw hello.txt in the workspace
+
+
+def test_claude_code_under_a_host_allow_list_still_reaches_its_proxy_and_only_those_hosts(
+    store: Store, tmp_path: Path
+) -> None:
+    """With `network = [hosts]` the CLI's own calls still go to the metering proxy (loopback is not
+    sent to the egress proxy), and its shell is pointed at the egress proxy."""
+    session = [
+        {"tool": "Bash", "input": {"command": "echo hello > hello.txt; echo proxy=$HTTPS_PROXY"}},
+        {"text": "Done."},
+    ]
+    sandbox = '\n[sandbox]\nnetwork = ["pypi.org"]\n'
+    run = create_run_from_file(store, _spec(tmp_path, [session], worker=sandbox))
+    ended = run_session_now(store, run.id)
+    assert ended.end_reason == "finished", ended
+    (result,) = [e.data for e in log.read_events(store, run.id, kinds=["tool_result"])]
+    assert "proxy=http://127.0.0.1:" in str(result["output"])
+    assert len(log.read_events(store, run.id, kinds=["model_call"])) == 2
+    (egress,) = [e.data for e in log.read_events(store, run.id, kinds=["egress"])]
+    assert egress == {"hosts": ["pypi.org"], "allowed": {}, "refused": {}}
+    assert runs.get_run(store, run.id).state == "done"

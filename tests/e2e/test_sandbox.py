@@ -176,6 +176,68 @@ def test_the_network_can_be_turned_on(store: Store, write_spec: Any, loopback: i
     assert "reached-the-host" in results[0]["output"]
 
 
+def _server_on(host: str) -> tuple[http.server.ThreadingHTTPServer, int]:
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(f"reached-{host}".encode())
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((host, 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+def test_only_the_hosts_the_spec_names_are_reached_through_the_egress_proxy(
+    store: Store, write_spec: Any
+) -> None:
+    """`network = [hosts]`: an allowed host is reached over plain HTTP and through a CONNECT
+    tunnel; another host gets the proxy's refusal; a direct connection (no proxy) reaches nothing,
+    since the sandbox still has no network of its own."""
+    allowed, allowed_port = _server_on("127.0.0.2")
+    other, other_port = _server_on("127.0.0.3")
+    get = "python -c \"import urllib.request as u; print(u.urlopen('http://{}').read())\""
+    tunnel = (
+        "python -c \"import http.client, os; p = os.environ['HTTPS_PROXY'].rsplit(':', 1); "
+        "c = http.client.HTTPConnection(p[0][7:], int(p[1])); "
+        f"c.set_tunnel('127.0.0.2', {allowed_port}); c.request('GET', '/'); print(c.getresponse().read())\""
+    )
+    direct = (
+        'python -c "import socket; s = socket.socket(); '
+        f"print(s.connect_ex(('127.0.0.2', {allowed_port})), s.connect_ex(('10.0.0.1', 80)))\""
+    )
+    turns = [
+        bash(get.format(f"127.0.0.2:{allowed_port}")),
+        bash(tunnel),
+        bash(get.format(f"127.0.0.3:{other_port}") + " 2>&1 | tail -1"),
+        bash(direct),
+        bash("env | grep -i _proxy= | sort | head -3"),
+    ]
+    try:
+        session, results = play(
+            store, write_spec, turns, extra='[sandbox]\nnetwork = ["127.0.0.2", "*.example.test"]\n'
+        )
+    finally:
+        for server in (allowed, other):
+            server.shutdown()
+            server.server_close()
+    assert session.end_reason == "finished", session
+    out = [r["output"] for r in results]
+    assert "reached-127.0.0.2" in out[0], out[0]
+    assert "reached-127.0.0.2" in out[1], out[1]
+    assert "reached-127.0.0.3" not in out[2] and "403" in out[2], out[2]
+    assert "0" not in out[3].split(), out[3]  # neither connection was made
+    assert "HTTP_PROXY=http://127.0.0.1:" in out[4], out[4]
+    (confined,) = [e.data for e in log.read_events(store, session.run_id, kinds=["sandbox"])]
+    assert confined["network"] == "only 127.0.0.2, *.example.test"
+    (egress,) = [e.data for e in log.read_events(store, session.run_id, kinds=["egress"])]
+    assert egress["allowed"] == {f"127.0.0.2:{allowed_port}": 2}
+    assert egress["refused"] == {f"127.0.0.3:{other_port}": 1}
+
+
 @pytest.mark.parametrize(
     ("extra", "command", "reason"),
     [

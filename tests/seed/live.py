@@ -45,7 +45,7 @@ class Live:
         data = {
             "confined": True,
             "mode": box.mode,
-            "network": box.network,
+            "network": box.network_words,
             "limits": limits + " for the whole session",
             "env": ["HOME", "LANG", "PATH", "TMPDIR"],
         }

@@ -630,3 +630,24 @@ def test_any_text_either_validates_or_raises_spec_error(text: str) -> None:
 def test_duration_too_long_to_hold() -> None:
     with pytest.raises(ValueError, match=r'^expected a duration of at most 999999999d, found "9999999999d"$'):
         parse_duration("9999999999d")
+
+
+def test_the_network_names_hosts_or_says_off_or_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = '[sandbox]\nnetwork = ["pypi.org", "*.pythonhosted.org:443"]\n'
+    spec = load_spec(write_spec(tmp_path, MINIMAL + hosts))
+    assert spec.sandbox.network == ("pypi.org", "*.pythonhosted.org:443")
+    assert [str(rule) for rule in spec.sandbox.allowed_hosts] == ["pypi.org", "*.pythonhosted.org:443"]
+    assert spec.sandbox.network_words == "only pypi.org, *.pythonhosted.org:443"
+    on = load_spec(write_spec(tmp_path, MINIMAL + '[sandbox]\nnetwork = "on"\n'))
+    assert on.sandbox.allowed_hosts == ()
+
+    error = spec_error(tmp_path, monkeypatch, MINIMAL + '[sandbox]\nnetwork = "maybe"\n')
+    assert str(error).startswith('longrun.toml: sandbox.network: expected "off", "on", or an array of hosts')
+    assert str(error).endswith('found "maybe"')
+    error = spec_error(tmp_path, monkeypatch, MINIMAL + "[sandbox]\nnetwork = []\n")
+    assert str(error) == 'longrun.toml: sandbox.network: an empty list allows no host: write "off"'
+    error = spec_error(tmp_path, monkeypatch, MINIMAL + '[sandbox]\nnetwork = ["ok.org", "*.10.0.0.1", 3]\n')
+    assert str(error) == (
+        "longrun.toml: sandbox.network[2]: '*.10.0.0.1': a wildcard takes a domain name, not an address"
+        " (and 1 more)"
+    )

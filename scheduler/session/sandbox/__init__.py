@@ -3,8 +3,9 @@ when it ends.
 
 The harness (the brain) keeps the secrets, the store and the judge; only what the worker runs
 (its shell, its commands) goes inside: the workspace read-write and nothing else of the user's,
-no secret in the environment, no network unless the spec turns it on, bounded in memory,
-processes and CPU time (`limits`), and every process it started killed at the end.
+no secret in the environment, no network unless the spec turns it on (or names the hosts it may
+reach, through the egress proxy), bounded in memory, processes and CPU time (`limits`), and every
+process it started killed at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from longrun.scheduler.endpoints.egress import EgressProxy
 from longrun.scheduler.endpoints.relay import UnixRelays
 from longrun.scheduler.session.sandbox import bwrap
 from longrun.scheduler.session.sandbox.limits import Bounds, Limits
@@ -81,6 +83,8 @@ class Sandbox:
     on_breach: Callable[[str], None] | None = None
     relays: UnixRelays | None = None
     """The loopback ports outside that are reachable inside (`reach`), when it has no network."""
+    egress: EgressProxy | None = None
+    """The proxy to the hosts `[sandbox] network` allows, when it names hosts."""
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _watch: threading.Thread | None = field(default=None, repr=False)
 
@@ -108,7 +112,13 @@ class Sandbox:
         prefix = ["/bin/sh", "-c", limits.entry() + 'exec "$@"', "sh", *words]
         env = bwrap.inside_env(spec.pass_env, bwrap.git_identity(workspace))
         private = workspace / PRIVATE_DIR
-        return cls(spec, workspace, limits, prefix, env, [private] if private.is_dir() else [])
+        sandbox = cls(spec, workspace, limits, prefix, env, [private] if private.is_dir() else [])
+        if spec.allowed_hosts:
+            sandbox.egress = EgressProxy(spec.allowed_hosts)
+            port = sandbox.egress.start()
+            sandbox.reach(port)
+            sandbox.env |= bwrap.proxy_env(port)
+        return sandbox
 
     def reach(self, port: int) -> None:
         """Make 127.0.0.1:`port` outside (a server of this process's) reachable inside at the same
@@ -146,7 +156,7 @@ class Sandbox:
         return {
             "mode": "on",
             "workspace": str(self.workspace),
-            "network": self.spec.network,
+            "network": self.spec.network_words,
             "limits": self.limits.how,
             "env": sorted(self.env),
         }
@@ -185,6 +195,8 @@ class Sandbox:
         self.limits.remove()
         if self.relays is not None:
             self.relays.stop()
+        if self.egress is not None:
+            self.egress.stop()
 
 
 def home_dirs() -> list[Path]:

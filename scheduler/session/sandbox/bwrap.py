@@ -126,6 +126,20 @@ def inside_env(pass_env: Iterable[str], identity: dict[str, str]) -> dict[str, s
     return env | identity
 
 
+def proxy_env(port: int) -> dict[str, str]:
+    """What tells the programs inside to reach the network through the egress proxy on `port`
+    (loopback itself stays direct: a server the work started inside is reached as it is)."""
+    url = f"http://127.0.0.1:{port}"
+    names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+    direct = "localhost,127.0.0.1,::1"
+    return {
+        **{name: url for name in names},
+        **{name.lower(): url for name in names},
+        "NO_PROXY": direct,
+        "no_proxy": direct,
+    }
+
+
 def git_identity(workspace: Path) -> dict[str, str]:
     """Who commits inside (the user's git identity is in a home the sandbox does not show)."""
     out: dict[str, str] = {}
