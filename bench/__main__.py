@@ -14,7 +14,18 @@ from collections.abc import Sequence
 
 from longrun.bench.common import BenchError, Benchmark
 
-MODULES = ("append", "rehydrate", "ui", "report", "synth", "timeline", "proxy", "judge", "sandbox")
+MODULES = (
+    "append",
+    "rehydrate",
+    "ui",
+    "report",
+    "synth",
+    "timeline",
+    "proxy",
+    "judge",
+    "sandbox",
+    "supervisor",
+)
 PROG = "python -m longrun.bench"
 
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import (
@@ -33,12 +34,17 @@ def parse_duration(value: str) -> timedelta:
     Units go from largest to smallest, each at most once; a bare number is refused because
     nobody can tell whether `90` means seconds or minutes.
     """
-    problem = ValueError(f"expected {DURATION_HINT}, found {toml_repr(value)}")
     if not isinstance(value, str):
-        raise problem
+        raise ValueError(f"expected {DURATION_HINT}, found {toml_repr(value)}")
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=512)
+def _parse_text(value: str) -> timedelta:
+    """`parse_duration` of a string, kept: every spec a supervisor validates repeats a few."""
     match = _DURATION.fullmatch(value.strip())
     if match is None or not any(match.groupdict().values()):
-        raise problem
+        raise ValueError(f"expected {DURATION_HINT}, found {toml_repr(value)}")
     micros = sum(
         (Decimal(number) * _MICROS[unit] for unit, number in match.groupdict().items() if number),
         Decimal(0),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +114,10 @@ class RunSpec(Table):
         if problems:
             raise Problems(problems)
         return features
+
+
+@lru_cache(maxsize=4096)
+def stored_spec(spec_json: str) -> RunSpec:
+    """A spec as a run stores it (its JSON text), validated once per text: the supervisor looks at
+    every run's spec every tick, and a spec only changes when a person changes it (a new text)."""
+    return RunSpec.model_validate(json.loads(spec_json))

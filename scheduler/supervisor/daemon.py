@@ -24,25 +24,28 @@ import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import Connection
 
 from longrun.scheduler import control
 from longrun.scheduler.guards.breakers import Trip, failed, failures_trip, no_progress_trip
 from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
 from longrun.scheduler.session.processes import process_alive
-from longrun.scheduler.spec.run import RunSpec
+from longrun.scheduler.spec.run import RunSpec, stored_spec
 from longrun.scheduler.supervisor import launch
 from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
+from longrun.scheduler.supervisor.jobstore import BatchingJobStore
 from longrun.scheduler.supervisor.notify import notify_once
 from longrun.scheduler.supervisor.planning import (
     ACTIVE,
     ended_data,
+    is_periodic,
     limit_reset_at,
     periodic_trigger,
     plan_next,
@@ -53,7 +56,7 @@ from longrun.store import lease, log, runs
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError
 from longrun.store.models import RunState, SessionState, utcnow
-from longrun.store.runs import RunView, SessionView
+from longrun.store.runs import RunPlan, RunView, SessionView
 
 JOBS_TABLE = "apscheduler_jobs"
 _current: Supervisor | None = None
@@ -95,6 +98,8 @@ class Supervisor:
         self.settling: dict[int, Future[None]] = {}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="longrun-judge")
         self.stopping = threading.Event()
+        self.wake = threading.Event()
+        """Set when there is work before the next tick (a job fired, a stop): the loop goes on now."""
         self.holding = False
         self.scheduler = self._make_scheduler()
         self.lock = threading.Lock()
@@ -102,12 +107,13 @@ class Supervisor:
     def _make_scheduler(self) -> BackgroundScheduler:
         """APScheduler with its jobs in the store's own file; a job that missed its time while no
         supervisor ran fires once (coalesced), however late."""
+        self.jobstore = BatchingJobStore(
+            engine=self.store.engine.execution_options(longrun_write=True),
+            read_engine=self.store.engine,
+            tablename=JOBS_TABLE,
+        )
         return BackgroundScheduler(
-            jobstores={
-                "default": SQLAlchemyJobStore(
-                    engine=self.store.engine.execution_options(longrun_write=True), tablename=JOBS_TABLE
-                )
-            },
+            jobstores={"default": self.jobstore},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -131,18 +137,22 @@ class Supervisor:
             _current = self
             self._say(f"supervising as {self.holder}")
             lease.announce(self.store, self.holder, self.clock(), self.config.max_concurrent)
+            keeper = LeaseKeeper(self.store, self.holder, self.config.lease_ttl, self.clock)
+            keeper.start()
             self.scheduler.start()
             try:
                 while not self.stopping.is_set():
                     self.reconcile()
                     if until is not None and until():
                         return
-                    self.stopping.wait(self.config.tick)
-                    if not lease.acquire(self.store, self.holder, self.config.lease_ttl, self.clock()):
+                    self.wake.wait(self.config.tick)
+                    self.wake.clear()
+                    if keeper.lost.is_set() or not keeper.renew():
                         self._say("lost the lease: another supervisor took over")
                         self.holding = False
                         break
             finally:
+                keeper.stop()
                 if self.scheduler.running:
                     self.scheduler.shutdown(wait=False)
                     self.scheduler = self._make_scheduler()
@@ -150,6 +160,7 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.wake.set()
 
     def shutdown(self) -> None:
         """Clean shutdown: tell our sessions to wrap up, kill what is left at the grace deadline,
@@ -187,8 +198,10 @@ class Supervisor:
             control.expire_approvals(self.store)
             self._watch_live(now)
             self._settle_ended()
-            self._sync_jobs(now)
-            self._start_due(now)
+            active = runs.run_plans(self.store, sorted(ACTIVE))
+            settling = {s.run_id for s in runs.unsettled_sessions(self.store)}
+            paused = self._sync_jobs(now, active, settling)
+            self._start_due(now, [r for r in active if r.id not in paused], settling)
 
     def _watch_live(self, now: datetime) -> None:
         live = runs.live_sessions(self.store)
@@ -349,60 +362,75 @@ class Supervisor:
             replace_existing=True,
         )
 
-    def _sync_jobs(self, now: datetime) -> None:
+    def _sync_jobs(self, now: datetime, active: list[RunPlan], settling: set[str]) -> set[str]:
+        """Keep one APScheduler job per active run in step with its spec and mirror its next time
+        into the run's plan, every write of the tick in one transaction; returns the runs it
+        paused (past their `not_after`)."""
         jobs = {job.id: job for job in self.scheduler.get_jobs()}
-        settling = {s.run_id for s in runs.unsettled_sessions(self.store)}
-        for run in runs.list_runs(self.store):
-            periodic_id, next_id = f"{run.id}:schedule", f"{run.id}:next"
-            if run.state not in ACTIVE:
-                for job_id in (periodic_id, next_id):
-                    if job_id in jobs:
-                        self.scheduler.remove_job(job_id)
-                continue
-            schedule = RunSpec.model_validate(run.spec).schedule
-            if (
-                schedule.not_after is not None
-                and now >= schedule.not_after
-                and run.state == RunState.scheduled
-            ):
-                self._pause(run, f"past its not_after time ({schedule.not_after.isoformat()})")
-                continue
-            trigger = periodic_trigger(schedule)
-            if trigger is not None and periodic_id not in jobs:
-                jobs[periodic_id] = self.scheduler.add_job(
-                    fire,
-                    trigger=trigger,
-                    args=(run.id, f"{schedule.mode} schedule"),
-                    id=periodic_id,
-                    replace_existing=True,
-                )
-            busy = run.state == RunState.running or run.id in settling
-            if trigger is None and next_id not in jobs and run.due_at is None and not busy:
-                at = max(t for t in (now, schedule.not_before, run.hold_until) if t is not None)
-                jobs[next_id] = self.scheduler.add_job(
-                    fire,
-                    trigger=DateTrigger(run_date=at),
-                    args=(run.id, run.next_reason or "started"),
-                    id=next_id,
-                    replace_existing=True,
-                )
-            planned = [
-                j for j in (jobs.get(periodic_id), jobs.get(next_id)) if j is not None and j.next_run_time
-            ]
-            if planned and run.due_at is None:
-                first = min(planned, key=lambda j: j.next_run_time)
-                at = first.next_run_time
-                if run.hold_until is not None and run.hold_until > at:
-                    at = run.hold_until
-                if run.next_session_at != at:
-                    with self.store.writing() as conn:
-                        runs.set_run_plan(conn, run.id, next_session_at=at, next_reason=first.args[1])
+        active_ids = {run.id for run in active}
+        paused: set[str] = set()
+        with TickWrites(self.store, self.jobstore) as writes:
+            for job_id in list(jobs):
+                if job_id.rpartition(":")[0] not in active_ids:
+                    writes.conn()
+                    self.scheduler.remove_job(job_id)
+                    del jobs[job_id]
+            for run in active:
+                periodic_id, next_id = f"{run.id}:schedule", f"{run.id}:next"
+                schedule = stored_spec(run.spec_json).schedule
+                if (
+                    schedule.not_after is not None
+                    and now >= schedule.not_after
+                    and run.state == RunState.scheduled
+                ):
+                    self._pause(
+                        writes.conn(), run.id, f"past its not_after time ({schedule.not_after.isoformat()})"
+                    )
+                    paused.add(run.id)
+                    for job_id in (periodic_id, next_id):
+                        if jobs.pop(job_id, None) is not None:
+                            self.scheduler.remove_job(job_id)
+                    continue
+                if is_periodic(schedule) and periodic_id not in jobs:
+                    writes.conn()
+                    jobs[periodic_id] = self.scheduler.add_job(
+                        fire,
+                        trigger=periodic_trigger(schedule),
+                        args=(run.id, f"{schedule.mode} schedule"),
+                        id=periodic_id,
+                        replace_existing=True,
+                    )
+                busy = run.state == RunState.running or run.id in settling
+                if not is_periodic(schedule) and next_id not in jobs and run.due_at is None and not busy:
+                    at = max(t for t in (now, schedule.not_before, run.hold_until) if t is not None)
+                    writes.conn()
+                    jobs[next_id] = self.scheduler.add_job(
+                        fire,
+                        trigger=DateTrigger(run_date=at),
+                        args=(run.id, run.next_reason or "started"),
+                        id=next_id,
+                        replace_existing=True,
+                    )
+                planned = [
+                    j for j in (jobs.get(periodic_id), jobs.get(next_id)) if j is not None and j.next_run_time
+                ]
+                if planned and run.due_at is None:
+                    first = min(planned, key=lambda j: j.next_run_time)
+                    at = first.next_run_time
+                    if run.hold_until is not None and run.hold_until > at:
+                        at = run.hold_until
+                    if run.next_session_at != at:
+                        runs.set_run_plan(
+                            writes.conn(), run.id, next_session_at=at, next_reason=first.args[1]
+                        )
+        if writes.wrote:
+            self.scheduler.wakeup()  # its thread could not see the new jobs before the commit
+        return paused
 
-    def _pause(self, run: RunView, reason: str) -> None:
-        with self.store.writing() as conn:
-            runs.set_run_state(conn, run.id, RunState.paused, reason)
-            runs.set_run_plan(conn, run.id, due_at=None, next_session_at=None, next_reason=None)
-            log.append(conn, run.id, "paused", {"by": "supervisor", "reason": reason})
+    def _pause(self, conn: Connection, run_id: str, reason: str) -> None:
+        runs.set_run_state(conn, run_id, RunState.paused, reason)
+        runs.set_run_plan(conn, run_id, due_at=None, next_session_at=None, next_reason=None)
+        log.append(conn, run_id, "paused", {"by": "supervisor", "reason": reason})
 
     def on_fire(self, run_id: str, reason: str) -> None:
         """A job fired: mark the run due (or record why not); reconcile starts it."""
@@ -428,26 +456,25 @@ class Supervisor:
                 window_ends_at=window_end(schedule, now),
             )
             log.append(conn, run_id, "session_due", {"reason": reason})
+        self.wake.set()
 
-    def _start_due(self, now: datetime) -> None:
+    def _start_due(self, now: datetime, active: list[RunPlan], settling: set[str]) -> None:
         live = runs.live_sessions(self.store)
         room = self.config.max_concurrent - len(live)
-        due = sorted(
-            (r for r in runs.list_runs(self.store) if r.due_at is not None and r.state in ACTIVE),
-            key=lambda r: r.due_at or now,
-        )
-        busy = {s.run_id for s in live} | {s.run_id for s in runs.unsettled_sessions(self.store)}
-        for run in due:
-            if run.id in busy:
+        due = sorted((r for r in active if r.due_at is not None), key=lambda r: r.due_at or now)
+        busy = {s.run_id for s in live} | settling
+        for plan in due:
+            if plan.id in busy:
                 continue
-            if run.hold_until is not None and run.hold_until > now:
+            if plan.hold_until is not None and plan.hold_until > now:
                 continue
             if room <= 0:
                 reason = f"queued: {len(live)} of {self.config.max_concurrent} sessions running"
-                if run.next_reason != reason:
+                if plan.next_reason != reason:
                     with self.store.writing() as conn:
-                        runs.set_run_plan(conn, run.id, next_reason=reason)
+                        runs.set_run_plan(conn, plan.id, next_reason=reason)
                 continue
+            run = runs.get_run(self.store, plan.id)
             try:
                 launched = launch.start_session(
                     self.store, run, not_after=run.window_ends_at, dispatcher=self.config.dispatcher
@@ -464,6 +491,74 @@ class Supervisor:
                 runs.set_run_plan(
                     conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason=None
                 )
+
+
+class TickWrites:
+    """The writes of one tick in one transaction, begun at the first write (a tick with nothing
+    to write takes no lock); the job store's writes join it."""
+
+    def __init__(self, store: Store, jobstore: BatchingJobStore) -> None:
+        self.store = store
+        self.jobstore = jobstore
+        self._stack = ExitStack()
+        self._conn: Connection | None = None
+
+    @property
+    def wrote(self) -> bool:
+        return self._conn is not None
+
+    def conn(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._stack.enter_context(self.store.writing())
+            self._stack.enter_context(self.jobstore.batch(self._conn))
+        return self._conn
+
+    def __enter__(self) -> TickWrites:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)
+
+
+class LeaseKeeper:
+    """Renews the supervisor's lease from a thread of its own, a few times per time to live, so a
+    tick that takes long (a first tick over many runs) never lets it lapse."""
+
+    def __init__(
+        self,
+        store: Store,
+        holder: str,
+        ttl: timedelta,
+        clock: Callable[[], datetime],
+        every: float | None = None,
+    ) -> None:
+        self.store, self.holder, self.ttl, self.clock = store, holder, ttl, clock
+        self.every = every if every is not None else ttl.total_seconds() / 4
+        """Seconds between renewals."""
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name="longrun-lease", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def renew(self) -> bool:
+        if not lease.acquire(self.store, self.holder, self.ttl, self.clock()):
+            self.lost.set()
+        return not self.lost.is_set()
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                if not self.renew():
+                    return
+            except LongrunError:
+                continue  # a busy store: the next try, well within the time to live
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
 
 
 FINISHED = frozenset(

@@ -23,6 +23,11 @@ from longrun.store.runs import RunView, SessionView
 ACTIVE = frozenset({RunState.scheduled, RunState.running})
 
 
+def is_periodic(schedule: ScheduleSpec) -> bool:
+    """Whether APScheduler fires the run's sessions on a schedule (else each is planned after the last)."""
+    return schedule.mode != "back_to_back"
+
+
 def periodic_trigger(schedule: ScheduleSpec) -> IntervalTrigger | CronTrigger | None:
     """The APScheduler trigger of a run's schedule, or None for back-to-back runs."""
     if schedule.mode == "interval" and schedule.every is not None:

@@ -49,9 +49,11 @@ from longrun.store.runs.requests import (
 )
 from longrun.store.runs.run import (
     RUN_PLAN_FIELDS,
+    RunPlan,
     get_run,
     insert_run,
     list_runs,
+    run_plans,
     set_head_checkpoint,
     set_run_plan,
     set_run_spec,
@@ -115,6 +117,7 @@ __all__ = [
     "CheckpointView",
     "ConversationView",
     "RUN_PLAN_FIELDS",
+    "RunPlan",
     "RunView",
     "SessionView",
     "TOKEN_KINDS",
@@ -155,6 +158,7 @@ __all__ = [
     "paused_conversation",
     "recent_decisions",
     "request_session_end",
+    "run_plans",
     "run_verdicts",
     "session_count",
     "session_started",

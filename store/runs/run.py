@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -88,6 +90,43 @@ def get_run(store: Store, ref: str) -> RunView:
 def list_runs(store: Store) -> list[RunView]:
     with store.orm() as db:
         return [_run_view(r) for r in db.exec(select(Run).order_by(col(Run.created_at))).all()]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What the supervisor's tick needs of a run: its state, its spec as stored, and its plan."""
+
+    id: str
+    state: str
+    spec_json: str
+    """The spec's text (callers that validate it keep the result by this text)."""
+    due_at: datetime | None
+    next_session_at: datetime | None
+    next_reason: str | None
+    hold_until: datetime | None
+    window_ends_at: datetime | None
+
+
+def _ts_or_none(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def run_plans(store: Store, states: Sequence[str]) -> list[RunPlan]:
+    """The runs in `states`, oldest first, read in one statement without the ORM: the supervisor
+    reads this every tick, for every run it keeps going."""
+    marks = ", ".join("?" for _ in states)
+    with store.reading() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT id, state, spec_json, due_at, next_session_at, next_reason, hold_until, "
+            f"window_ends_at FROM run WHERE state IN ({marks}) ORDER BY created_at",
+            tuple(states),
+        ).all()
+    return [
+        RunPlan(
+            r[0], r[1], r[2], _ts_or_none(r[3]), _ts_or_none(r[4]), r[5], _ts_or_none(r[6]), _ts_or_none(r[7])
+        )
+        for r in rows
+    ]
 
 
 def set_run_state(conn: Connection, run_id: str, state: str, reason: str | None = None) -> None:

@@ -259,3 +259,13 @@ def test_sandbox_compares_calls_and_set_ups_inside_and_outside_in_the_same_run()
     assert isinstance(figures["meets_targets"], bool) and figures["versions"]["bwrap"]
     # The sandboxes it made are gone with their cgroups.
     assert not [p for p in Path("/sys/fs/cgroup").rglob("longrun-bench-*")]
+
+
+def test_supervisor_times_first_and_steady_ticks_against_the_smallest_size() -> None:
+    figures = result_of(bench("supervisor", "--sizes", "6,3", "--ticks", "2"))
+    assert figures["benchmark"] == "supervisor" and figures["baseline"] == "3 runs"
+    assert [(s["runs"], s["jobs"]) for s in figures["sizes"]] == [(3, 3), (6, 6)]
+    assert figures["sizes"][0]["ratios"] == {"first_tick_s": 1.0, "steady_tick_s": 1.0}
+    assert all(s["first_tick_s"] > 0 and s["steady_tick_s"] > 0 for s in figures["sizes"])
+    # Targets are for 100 and 1,000 runs: none of them applies at these sizes.
+    assert figures["targets"] == {} and figures["meets_targets"] is True
