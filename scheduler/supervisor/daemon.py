@@ -24,7 +24,6 @@ import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +39,8 @@ from longrun.scheduler.session.processes import process_alive
 from longrun.scheduler.spec.run import RunSpec, stored_spec
 from longrun.scheduler.supervisor import launch
 from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
-from longrun.scheduler.supervisor.jobstore import BatchingJobStore
+from longrun.scheduler.supervisor.jobstore import BatchingJobStore, TickWrites
+from longrun.scheduler.supervisor.leasing import LeaseKeeper
 from longrun.scheduler.supervisor.notify import notify_once
 from longrun.scheduler.supervisor.planning import (
     ACTIVE,
@@ -491,74 +491,6 @@ class Supervisor:
                 runs.set_run_plan(
                     conn, run.id, due_at=None, hold_until=None, next_session_at=None, next_reason=None
                 )
-
-
-class TickWrites:
-    """The writes of one tick in one transaction, begun at the first write (a tick with nothing
-    to write takes no lock); the job store's writes join it."""
-
-    def __init__(self, store: Store, jobstore: BatchingJobStore) -> None:
-        self.store = store
-        self.jobstore = jobstore
-        self._stack = ExitStack()
-        self._conn: Connection | None = None
-
-    @property
-    def wrote(self) -> bool:
-        return self._conn is not None
-
-    def conn(self) -> Connection:
-        if self._conn is None:
-            self._conn = self._stack.enter_context(self.store.writing())
-            self._stack.enter_context(self.jobstore.batch(self._conn))
-        return self._conn
-
-    def __enter__(self) -> TickWrites:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stack.__exit__(*exc)
-
-
-class LeaseKeeper:
-    """Renews the supervisor's lease from a thread of its own, a few times per time to live, so a
-    tick that takes long (a first tick over many runs) never lets it lapse."""
-
-    def __init__(
-        self,
-        store: Store,
-        holder: str,
-        ttl: timedelta,
-        clock: Callable[[], datetime],
-        every: float | None = None,
-    ) -> None:
-        self.store, self.holder, self.ttl, self.clock = store, holder, ttl, clock
-        self.every = every if every is not None else ttl.total_seconds() / 4
-        """Seconds between renewals."""
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._keep, name="longrun-lease", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def renew(self) -> bool:
-        if not lease.acquire(self.store, self.holder, self.ttl, self.clock()):
-            self.lost.set()
-        return not self.lost.is_set()
-
-    def _keep(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                if not self.renew():
-                    return
-            except LongrunError:
-                continue  # a busy store: the next try, well within the time to live
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(5)
 
 
 FINISHED = frozenset(

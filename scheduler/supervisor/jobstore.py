@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import Connection, Engine
+
+from longrun.store.db import Store
 
 
 class _InBatch:
@@ -87,3 +89,30 @@ class BatchingJobStore(SQLAlchemyJobStore):
     def get_all_jobs(self) -> Any:
         with self._through(self._read_engine):
             return super().get_all_jobs()
+
+
+class TickWrites:
+    """The writes of one tick in one transaction, begun at the first write (a tick with nothing
+    to write takes no lock); the job store's writes join it."""
+
+    def __init__(self, store: Store, jobstore: BatchingJobStore) -> None:
+        self.store = store
+        self.jobstore = jobstore
+        self._stack = ExitStack()
+        self._conn: Connection | None = None
+
+    @property
+    def wrote(self) -> bool:
+        return self._conn is not None
+
+    def conn(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._stack.enter_context(self.store.writing())
+            self._stack.enter_context(self.jobstore.batch(self._conn))
+        return self._conn
+
+    def __enter__(self) -> TickWrites:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)

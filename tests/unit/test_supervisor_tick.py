@@ -15,7 +15,8 @@ from sqlalchemy import event
 
 from longrun.bench.supervisor import fill
 from longrun.scheduler.spec.run import stored_spec
-from longrun.scheduler.supervisor.daemon import LeaseKeeper, Supervisor, SupervisorConfig
+from longrun.scheduler.supervisor.daemon import Supervisor, SupervisorConfig
+from longrun.scheduler.supervisor.leasing import LeaseKeeper
 from longrun.store import lease, log, runs
 from longrun.store.db import Store
 from longrun.store.models import RunState, utcnow
