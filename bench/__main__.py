@@ -25,6 +25,7 @@ MODULES = (
     "judge",
     "sandbox",
     "supervisor",
+    "start",
 )
 PROG = "python -m longrun.bench"
 

@@ -20,7 +20,6 @@ crashes, and the next supervisor adopts or reaps them.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +37,7 @@ from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_ch
 from longrun.scheduler.session.processes import process_alive
 from longrun.scheduler.spec.run import RunSpec, stored_spec
 from longrun.scheduler.supervisor import launch
-from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
+from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher, SessionProcess
 from longrun.scheduler.supervisor.jobstore import BatchingJobStore, TickWrites
 from longrun.scheduler.supervisor.leasing import LeaseKeeper
 from longrun.scheduler.supervisor.notify import notify_once
@@ -76,8 +75,8 @@ class SupervisorConfig:
     tick: float = 1.0
     grace: timedelta = timedelta(seconds=30)
     """On shutdown, how long running sessions get to wrap up before they are killed."""
-    dispatcher: Dispatcher = field(default_factory=LocalDispatcher)
-    """Where sessions run: child processes here, unless another dispatcher is given."""
+    dispatcher: Dispatcher = field(default_factory=lambda: LocalDispatcher(warm=True))
+    """Where sessions run: processes here (forked warm), unless another dispatcher is given."""
 
 
 class Supervisor:
@@ -94,7 +93,7 @@ class Supervisor:
         self.config = config or SupervisorConfig()
         self.clock = clock
         self.holder = lease.holder_id()
-        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.children: dict[int, SessionProcess] = {}
         self.settling: dict[int, Future[None]] = {}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="longrun-judge")
         self.stopping = threading.Event()
@@ -139,6 +138,9 @@ class Supervisor:
             lease.announce(self.store, self.holder, self.clock(), self.config.max_concurrent)
             keeper = LeaseKeeper(self.store, self.holder, self.config.lease_ttl, self.clock)
             keeper.start()
+            prepare = getattr(self.config.dispatcher, "prepare", None)
+            if prepare is not None:
+                prepare(self.store)
             self.scheduler.start()
             try:
                 while not self.stopping.is_set():
@@ -184,6 +186,9 @@ class Supervisor:
             self._settle_ended(wait=True)
             lease.release(self.store, self.holder)
             self.holding = False
+        close = getattr(self.config.dispatcher, "close", None)
+        if close is not None:
+            close()
         self.pool.shutdown(wait=True)
 
     def _say(self, text: str) -> None:

@@ -20,7 +20,7 @@ from longrun.scheduler.judging.judge import apply_judgement, judge_checkpoint
 from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.session.processes import process_alive
 from longrun.scheduler.spec.run import RunSpec
-from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
+from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher, SessionProcess
 from longrun.store import runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition
@@ -34,7 +34,7 @@ FINISHED_RUN_STATES = {RunState.done, RunState.archived}
 @dataclass
 class LaunchedSession:
     session: SessionView
-    process: subprocess.Popen[bytes] | None
+    process: SessionProcess | None
     """The session's process when it runs on this machine; None when a dispatcher ran it elsewhere."""
 
 
@@ -117,7 +117,7 @@ def watch(
     return runs.get_session(store, session.id)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: SessionProcess) -> None:
     kill_group(proc.pid)
     proc.wait()
 

@@ -269,3 +269,14 @@ def test_supervisor_times_first_and_steady_ticks_against_the_smallest_size() -> 
     assert all(s["first_tick_s"] > 0 and s["steady_tick_s"] > 0 for s in figures["sizes"])
     # Targets are for 100 and 1,000 runs: none of them applies at these sizes.
     assert figures["targets"] == {} and figures["meets_targets"] is True
+
+
+def test_start_times_fires_to_the_first_event_and_call_against_a_bare_python() -> None:
+    figures = result_of(bench("start", "--sessions", "2"))
+    assert figures["benchmark"] == "start" and figures["sessions"] == 2
+    for key in ("fire_to_started_s", "fire_to_first_call_s", "bare_python_s"):
+        assert 0 < figures[key]["p50"] <= figures[key]["p95"], figures
+    assert figures["fire_to_started_s"]["p95"] <= figures["fire_to_first_call_s"]["p95"]
+    assert set(figures["ratios"]) == {"fire_to_started_p50_vs_bare", "fire_to_first_call_p50_vs_bare"}
+    assert figures["targets"] == {"fire_to_first_call_s.p95": 1.0}
+    assert figures["met"]["fire_to_first_call_s.p95"] == (figures["fire_to_first_call_s"]["p95"] <= 1.0)
