@@ -86,6 +86,8 @@ def test_append_reports_both_paths_against_sqlite3(append_run: tuple[dict[str, A
     assert_pair(result["batched"])
     assert result["python"] == platform.python_version()
     assert result["sqlite"] == sqlite3.sqlite_version
+    assert result["targets"] == {"ratio": 0.7}
+    assert result["met"] == {"ratio": result["ratio"] >= 0.7}
 
 
 def test_append_writes_the_events_it_reports_on_both_sides(append_run: tuple[dict[str, Any], Path]) -> None:
