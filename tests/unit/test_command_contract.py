@@ -5,6 +5,7 @@ all of it. Real files, no processes (tests/e2e/test_command_worker.py runs real 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ from longrun.scheduler.workers.base import Decided, ResumePoint, WorkerUnavailab
 from longrun.scheduler.workers.command import lines
 from longrun.scheduler.workers.command.contract import (
     Redactor,
+    SessionFolder,
+    Times,
     context_text,
+    contract_env,
     read_handoff,
     resolve_env,
 )
@@ -291,3 +295,16 @@ def test_a_secret_is_blanked_whole_and_where_a_piece_of_output_cuts_it() -> None
     assert redactor.text("23456 starts it") == "[redacted: TOKEN] starts it"
     assert redactor.text("ab cd") == "ab cd"  # too short to look for
     assert redactor.data({"k": ["abcdef123456"]}) == {"k": ["[redacted: TOKEN]"]}
+
+
+# --- the reference ---------------------------------------------------------------------------
+
+
+def test_the_readme_s_contract_names_every_variable_and_every_kind_of_line(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### The command contract")[1].split("\n## ")[0]
+    now = datetime.now(UTC)
+    given = contract_env(SessionFolder(tmp_path), Times(now, now), "run", 1, "model", 8)
+    assert set(re.findall(r"`(LONGRUN_[A-Z_]+)`", section)) == set(given)
+    rows = re.findall(r"^\| `([a-z_]+)` \|", section.split("**Event lines**")[1], flags=re.MULTILINE)
+    assert sorted(row for row in rows if row != "kind") == sorted(lines.KINDS)
