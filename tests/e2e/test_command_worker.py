@@ -419,3 +419,38 @@ def test_the_command_runs_in_the_sandbox_and_reaches_no_home_no_store_and_no_key
                 content = file.read_bytes()
                 assert SECRET.encode() not in content and TOKEN.encode() not in content, file
     assert os.environ["MY_TOKEN"] == TOKEN  # the test's own environment still has it
+
+
+def test_the_contract_files_pointed_at_the_users_files_are_never_read_or_written(
+    store: Store, tmp_path: Path
+) -> None:
+    """The folder of the contract is the command's to write, and longrun reads and writes it from
+    outside the sandbox: a name in it turned into a link to one of the user's files must not make
+    longrun read that file into the store, or write a signal into it."""
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"done": ["TOP SECRET LINE"]}\n')
+    victim = tmp_path / "victim.txt"
+    victim.write_text("ORIGINAL CONTENT\n")
+    usage = '{"kind": "usage", "input_tokens": 1000, "output_tokens": 9000}'
+    command = (
+        'folder=$(dirname "$LONGRUN_EVENTS_FILE")\n'
+        f'ln -s {secret} "$LONGRUN_HANDOFF_FILE"\n'
+        f'rm "$folder/.signals" && ln -s {victim} "$folder/.signals"\n'
+        f"echo '{usage}' >> \"$LONGRUN_EVENTS_FILE\"\n"  # spends the cap: longrun will send SIGTERM
+        "sleep 1\n"
+        f'rm "$LONGRUN_EVENTS_FILE" && ln -s {secret} "$LONGRUN_EVENTS_FILE"\n'
+        "sleep 60\n"
+    )
+    run = create_run_from_file(store, spec(tmp_path, command, budget="usd = 0.05"))
+    ended = run_session_now(store, run.id)
+    assert ended.end_reason == "budget", detail(store, ended)
+    assert victim.read_text() == "ORIGINAL CONTENT\n"
+    assert data(store, run.id, "handoff") == []
+    [refused] = data(store, run.id, "handoff_refused")
+    assert refused["problem"] == "handoff.json is a symbolic link: not read"
+    assert data(store, run.id, "events_file_refused") == [
+        {"problem": "events.jsonl is a symbolic link: not read"}
+    ]
+    assert data(store, run.id, "time_box_kill")  # SIGTERM never reached it: SIGKILL did
+    everything = json.dumps([e.data for e in log.read_events(store, run.id)])
+    assert "TOP SECRET" not in everything

@@ -13,8 +13,11 @@ the command was given by name is blanked out of it (`Redactor`) before it is rec
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,17 +166,42 @@ class HandoffRead:
     problem: str | None = None
 
 
+def open_written(path: Path) -> tuple[int | None, str | None]:
+    """Open a file the command wrote, for reading: (its descriptor, or None; what is wrong, if
+    anything). Never through a symbolic link and only a regular file: the command may point a name
+    in its folder at one of the user's files, which this process, outside the sandbox, would
+    otherwise read. A file that is not there is (None, None)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, f"{path.name} is a symbolic link: not read"
+        return None, f"{path.name} cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None, f"{path.name} is not a regular file: not read"
+    return fd, None
+
+
 def read_handoff(path: Path, redactor: Redactor, now: datetime) -> HandoffRead:
     """Read and check the command's handoff; a file that is not there is no handoff."""
+    fd, problem = open_written(path)
+    if fd is None:
+        return HandoffRead(problem=problem)
     try:
-        size = path.stat().st_size
-    except OSError:
-        return HandoffRead()
-    if size > HANDOFF_BYTES:
-        return HandoffRead(problem=f"handoff.json is {size} bytes, more than {HANDOFF_BYTES}")
+        size = os.fstat(fd).st_size
+        raw = b"" if size > HANDOFF_BYTES else os.read(fd, HANDOFF_BYTES + 1)
+    except OSError as exc:
+        return HandoffRead(problem=f"handoff.json cannot be read ({exc.strerror})")
+    finally:
+        os.close(fd)
+    if size > HANDOFF_BYTES or len(raw) > HANDOFF_BYTES:
+        return HandoffRead(problem=f"handoff.json is {max(size, len(raw))} bytes, more than {HANDOFF_BYTES}")
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
+        data = json.loads(raw)
+    except ValueError as exc:
         return HandoffRead(problem=f"handoff.json is not JSON: {_first_line(str(exc))}")
     if not isinstance(data, dict):
         return HandoffRead(problem=f"handoff.json: expected an object, found {_json_kind(data)}")

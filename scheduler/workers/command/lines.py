@@ -29,7 +29,7 @@ from pydantic import (
 
 from longrun.scheduler.guards.policy import ASK_HUMAN
 from longrun.scheduler.workers.base import ModelCall
-from longrun.scheduler.workers.command.contract import problem_line
+from longrun.scheduler.workers.command.contract import open_written, problem_line
 
 LINE_BYTES = 64 * 1024
 """A line longer than this is refused (and skipped to its end)."""
@@ -156,6 +156,8 @@ class EventsFile:
         """Inside a line too long to keep: drop bytes until its end."""
         self.unread = False
         """`READ_BYTES` was reached: the rest of the file is left unread."""
+        self.problem: str | None = None
+        """Why the file is no longer read (the command made it something other than a file)."""
 
     def new_lines(self, final: bool = False) -> Iterator[RawLine]:
         """The lines written since the last look; `final`: the command has ended, so a last line
@@ -190,11 +192,10 @@ class EventsFile:
             yield RawLine(self.number, piece)
 
     def _read(self) -> bytes:
-        if self.unread:
+        if self.unread or self.problem is not None:
             return b""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
+        fd, self.problem = open_written(self.path)
+        if fd is None:
             return b""
         try:
             os.lseek(fd, self.offset, os.SEEK_SET)

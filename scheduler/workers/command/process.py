@@ -17,6 +17,7 @@ import asyncio
 import errno
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -133,13 +134,15 @@ class CommandProcess:
         if not self.sent:
             return
         try:
-            fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError as exc:
-            if exc.errno in (errno.ENXIO, errno.ENOENT):
-                return  # not listening yet (or gone)
-            raise
+            if exc.errno == errno.ENXIO:
+                return  # the helper does not listen yet
+            self.sent.clear()  # gone, or the command put something else in its place
+            return
         try:
-            os.write(fd, "".join(f"{name}\n" for name in self.sent).encode())
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):  # never a file of the user's it was pointed at
+                os.write(fd, "".join(f"{name}\n" for name in self.sent).encode())
             self.sent.clear()
         except OSError:
             pass

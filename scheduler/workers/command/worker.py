@@ -245,6 +245,8 @@ class _Session:
             self._line(raw)
         for keeper in self.outputs.values():
             keeper.flush(final=final)
+        if final and self.events.problem is not None:
+            self.report.event("events_file_refused", {"problem": self.events.problem})
         if final and (self.watch.dropped or self.events.unread):
             data = {
                 "lines": self.watch.dropped,
