@@ -454,3 +454,38 @@ def test_the_contract_files_pointed_at_the_users_files_are_never_read_or_written
     assert data(store, run.id, "time_box_kill")  # SIGTERM never reached it: SIGKILL did
     everything = json.dumps([e.data for e in log.read_events(store, run.id)])
     assert "TOP SECRET" not in everything
+
+
+@pytest.mark.parametrize(
+    ("command", "sandbox", "reason"),
+    [
+        (
+            "echo working; echo 'E   assert 2 == 3' >&2; exit 3",
+            "on",
+            "the command exited 3: E   assert 2 == 3",
+        ),
+        (
+            ["no-such-program-9f3"],
+            "on",
+            "the command exited 127: longrun: cannot run no-such-program-9f3: No such",
+        ),
+        (
+            ["no-such-program-9f3"],
+            "off",
+            "the command exited 127: longrun: cannot run no-such-program-9f3: No such",
+        ),
+        ("kill -SEGV $$", "off", "the command exited 139 (SIGSEGV)"),
+    ],
+    ids=["exit-3", "not-found-sandboxed", "not-found", "signal"],
+)
+def test_a_failing_command_ends_the_session_error_with_its_last_words_and_the_run_pauses(
+    store: Store, tmp_path: Path, command: str | list[str], sandbox: str, reason: str
+) -> None:
+    run = create_run_from_file(store, spec(tmp_path, command, extra=f'[sandbox]\nmode = "{sandbox}"\n'))
+    control.start(store, run.id)
+    assert supervise_until_finished(store, run.id, timeout_s=120, config=FAST)
+    [session] = runs.list_sessions(store, run.id)
+    assert session.end_reason == "error"
+    assert detail(store, session).startswith(reason), detail(store, session)
+    assert "\n" not in detail(store, session) and "Traceback" not in detail(store, session)
+    assert runs.get_run(store, run.id).state == "paused"
