@@ -49,7 +49,7 @@ def spec(
     budget: str = "usd = 5.0",
 ) -> Path:
     """A spec of the command backend; `features` maps an id to its check."""
-    (tmp_path / "workspace").mkdir(exist_ok=True)
+    (tmp_path / "workspace").mkdir(parents=True, exist_ok=True)
     text = (
         'name = "cmd"\ngoal = "Do what the command does."\nworkspace = "workspace"\n'
         f'[worker]\nbackend = "command"\ncommand = {_toml(command)}\n{worker}\n'
@@ -200,7 +200,7 @@ def test_a_command_that_overruns_its_time_box_is_told_then_killed_whole_and_the_
         f"sleep {mark} &\nsetsid sleep {mark} &\n"
         "while true; do sleep 0.1; done\n"
     )
-    path = spec(tmp_path, command, time_box="24s", wrap_up="12s")
+    path = spec(tmp_path, command, time_box="30s", wrap_up="15s")
     run = create_run_from_file(store, path)
     ended = run_session_now(store, run.id)
     assert ended.end_reason == "stopped" and "time box" in detail(store, ended), detail(store, ended)
@@ -432,28 +432,31 @@ def test_the_contract_files_pointed_at_the_users_files_are_never_read_or_written
     victim = tmp_path / "victim.txt"
     victim.write_text("ORIGINAL CONTENT\n")
     usage = '{"kind": "usage", "input_tokens": 1000, "output_tokens": 9000}'
-    command = (
-        'folder=$(dirname "$LONGRUN_EVENTS_FILE")\n'
+    hijack = (
+        'fifo="$(dirname "$LONGRUN_EVENTS_FILE")/.signals"\n'
         f'ln -s {secret} "$LONGRUN_HANDOFF_FILE"\n'
-        f'rm "$folder/.signals" && ln -s {victim} "$folder/.signals"\n'
+        f'rm "$fifo" && ln -s {victim} "$fifo"\n'
         f"echo '{usage}' >> \"$LONGRUN_EVENTS_FILE\"\n"  # spends the cap: longrun will send SIGTERM
-        "sleep 1\n"
-        f'rm "$LONGRUN_EVENTS_FILE" && ln -s {secret} "$LONGRUN_EVENTS_FILE"\n'
         "sleep 60\n"
     )
-    run = create_run_from_file(store, spec(tmp_path, command, budget="usd = 0.05"))
+    run = create_run_from_file(store, spec(tmp_path / "signals", hijack, budget="usd = 0.05"))
     ended = run_session_now(store, run.id)
     assert ended.end_reason == "budget", detail(store, ended)
     assert victim.read_text() == "ORIGINAL CONTENT\n"
+    assert {"signal": "SIGTERM", "why": "budget"} in data(store, run.id, "command_signal")
+    assert data(store, run.id, "time_box_kill")  # SIGTERM never reached it: SIGKILL did
     assert data(store, run.id, "handoff") == []
     [refused] = data(store, run.id, "handoff_refused")
     assert refused["problem"] == "handoff.json is a symbolic link: not read"
-    assert data(store, run.id, "events_file_refused") == [
+
+    linked = f'rm "$LONGRUN_EVENTS_FILE" && ln -s {secret} "$LONGRUN_EVENTS_FILE"\n'
+    other = create_run_from_file(store, spec(tmp_path / "events", linked))
+    assert run_session_now(store, other.id).end_reason == "finished"
+    assert data(store, other.id, "events_file_refused") == [
         {"problem": "events.jsonl is a symbolic link: not read"}
     ]
-    assert data(store, run.id, "time_box_kill")  # SIGTERM never reached it: SIGKILL did
-    everything = json.dumps([e.data for e in log.read_events(store, run.id)])
-    assert "TOP SECRET" not in everything
+    for each in (run.id, other.id):
+        assert "TOP SECRET" not in json.dumps([e.data for e in log.read_events(store, each)])
 
 
 @pytest.mark.parametrize(
