@@ -175,6 +175,11 @@ def test_valid_lines_become_their_events_and_strings_are_cut() -> None:
             b'{"kind": "tool_call", "tool": "x", "input": {"a": "' + b"y" * 9000 + b'"}}',
             "tool_call: input is",
         ),
+        (b"[" * 50_000, "nested deeper than 32 levels"),
+        (
+            b'{"kind": "tool_call", "tool": "x", "input": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
+            "nested deeper",
+        ),
     ],
 )
 def test_a_wrong_line_is_one_line_of_what_is_wrong(raw: bytes, problem: str) -> None:
@@ -195,6 +200,8 @@ def test_the_events_file_yields_whole_lines_numbered_and_skips_a_line_too_long(t
         out.write(b"more of the long line\nlast without newline")
     assert list(reader.new_lines()) == []  # the rest of line 4 is dropped; line 5 is not finished
     assert [(r.number, r.data) for r in reader.new_lines(final=True)] == [(5, b"last without newline")]
+    path.write_bytes(b'{"again": 1}\n')  # written anew, not appended to: read from its start
+    assert [(r.number, r.data) for r in reader.new_lines()] == [(6, b'{"again": 1}')]
 
 
 # --- the handoff ----------------------------------------------------------------------------
@@ -231,6 +238,7 @@ def test_a_good_handoff_is_recorded_bounded_and_blanked(tmp_path: Path) -> None:
             '{"retry_at": "2026-03-20T00:00:00Z"}',
             "handoff.json: retry_at: 2026-03-20T00:00:00Z is more than 7 days",
         ),
+        ('{"done": ' + "[" * 50_000, "handoff.json is nested too deep"),
     ],
 )
 def test_a_bad_handoff_is_refused_with_what_is_wrong(tmp_path: Path, content: str, problem: str) -> None:

@@ -203,6 +203,8 @@ def read_handoff(path: Path, redactor: Redactor, now: datetime) -> HandoffRead:
         data = json.loads(raw)
     except ValueError as exc:
         return HandoffRead(problem=f"handoff.json is not JSON: {_first_line(str(exc))}")
+    except RecursionError:
+        return HandoffRead(problem="handoff.json is nested too deep")
     if not isinstance(data, dict):
         return HandoffRead(problem=f"handoff.json: expected an object, found {_json_kind(data)}")
     try:

@@ -50,6 +50,8 @@ INPUT_BYTES = 8_000
 """A tool call's input, as JSON, at most."""
 TOKENS_AT_MOST = 10_000_000
 """Tokens of one kind that one `usage` line may report."""
+DEPTH = 32
+"""How deep a line's JSON may nest (what is recorded is walked, and never to Python's limit)."""
 
 Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 Tokens = Annotated[StrictInt, Field(ge=0, le=TOKENS_AT_MOST)]
@@ -114,8 +116,12 @@ def parse_line(raw: bytes) -> Line | str:
         data = json.loads(raw)
     except ValueError as exc:
         return f"not JSON ({str(exc).splitlines()[0][:120]})"
+    except RecursionError:
+        return f"nested deeper than {DEPTH} levels"
     if not isinstance(data, dict):
         return "expected a JSON object"
+    if depth(data) > DEPTH:
+        return f"nested deeper than {DEPTH} levels"
     kind = data.get("kind")
     if kind not in KINDS:
         found = "no kind" if kind is None else f"kind {json.dumps(kind)[:60]}"
@@ -133,6 +139,20 @@ def parse_line(raw: bytes) -> Line | str:
         if line.done > line.total:
             return f"progress: done ({line.done}) is more than total ({line.total})"
     return line
+
+
+def depth(value: Any) -> int:
+    """How deep a JSON value nests (a scalar is 0), found without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level + 1)
+            if deepest > DEPTH:
+                return deepest
+            todo.extend((child, level + 1) for child in children)
+    return deepest
 
 
 @dataclass(frozen=True)
@@ -162,8 +182,8 @@ class EventsFile:
     def new_lines(self, final: bool = False) -> Iterator[RawLine]:
         """The lines written since the last look; `final`: the command has ended, so a last line
         without its newline is whole."""
-        data = self.pending + self._read()
-        self.pending = b""
+        chunk = self._read()  # first: a file written anew drops what was pending
+        data, self.pending = self.pending + chunk, b""
         while True:
             end = data.find(b"\n")
             if end < 0:
@@ -198,6 +218,8 @@ class EventsFile:
         if fd is None:
             return b""
         try:
+            if os.fstat(fd).st_size < self.offset:  # written anew (`>` for `>>`): read it again
+                self.offset, self.pending = 0, b""
             os.lseek(fd, self.offset, os.SEEK_SET)
             chunk = os.read(fd, min(CHUNK_BYTES, READ_BYTES - self.offset))
         except OSError:
