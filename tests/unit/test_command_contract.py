@@ -316,3 +316,21 @@ def test_the_readme_s_contract_names_every_variable_and_every_kind_of_line(tmp_p
     assert set(re.findall(r"`(LONGRUN_[A-Z_]+)`", section)) == set(given)
     rows = re.findall(r"^\| `([a-z_]+)` \|", section.split("**Event lines**")[1], flags=re.MULTILINE)
     assert sorted(row for row in rows if row != "kind") == sorted(lines.KINDS)
+
+
+def test_only_the_program_and_its_script_named_outside_the_workspace_are_shown_in_the_sandbox(
+    tmp_path: Path,
+) -> None:
+    from longrun.scheduler.workers.command.process import named_files
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    agent, other = tmp_path / "agent.py", tmp_path / "secret.txt"
+    agent.write_text("")
+    other.write_text("")
+    (workspace / "local.py").write_text("")
+    assert named_files(["python", str(agent), str(other)], workspace) == [agent]
+    assert named_files([str(agent)], workspace) == [agent]
+    assert named_files(["/bin/sh", "-c", f"cat {other}"], workspace) == []
+    assert named_files(["python", str(workspace / "local.py")], workspace) == []
+    assert named_files(["python", str(tmp_path / "missing.py"), "/usr/bin/env"], workspace) == []

@@ -30,7 +30,7 @@ from longrun.scheduler.workers.claude_code import processes
 if TYPE_CHECKING:  # the harness makes the sandbox; a worker only runs things in it
     from longrun.scheduler.session.sandbox import Sandbox
 
-SHOWN_ANYWAY = ("/usr/", "/etc/", "/opt/", "/bin/", "/sbin/", "/lib")
+SHOWN_ANYWAY = ("/usr/", "/etc/", "/opt/", "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/")
 """Where the sandbox shows the system's files already: a program there needs no binding."""
 
 HELPER = r"""
@@ -96,7 +96,7 @@ def named_files(argv: Sequence[str], workspace: Path) -> list[Path]:
     string run by `sh -c`) is not shown, so a command cannot name its way to the user's files."""
     found: list[Path] = []
     for word in argv[:2]:
-        if not word.startswith("/") or word == "/bin/sh":
+        if not word.startswith("/"):
             continue
         path = Path(word)
         try:
