@@ -17,6 +17,7 @@ import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from longrun.evaluators.command import clean_env
 from longrun.scheduler.guards.policy import ASK_HUMAN
@@ -92,11 +93,15 @@ class CommandWorker:
         except BudgetExhausted as exc:
             return WorkerOutcome(EndReason.budget, exc.message)
         meter = Meter(self.spec, self.setup, hooks, report)
-        folder = SessionFolder.make()
+        try:
+            folder = SessionFolder.make()
+        except OSError as exc:
+            return WorkerOutcome(EndReason.error, f"no folder for the command's files: {exc.strerror}")
         try:
             base_url, key = meter.start()
             if task.sandbox is not None:
-                port = int(base_url.rsplit(":", 1)[1])
+                port = urlsplit(base_url).port
+                assert port is not None
                 task.sandbox.reach(port)  # before the command's words are made
             session = _Session(self, task, hooks, report, meter, folder)
             return await session.run(base_url, key)
@@ -151,10 +156,10 @@ class _Session:
 
     async def run(self, base_url: str, key: str) -> WorkerOutcome:
         times = self._times()
-        self.folder.context.write_text(contract.context_text(self.task.context, self.task.resume))
-        self.folder.events.touch()
         argv = self.spec.argv()
         try:
+            self.folder.context.write_text(contract.context_text(self.task.context, self.task.resume))
+            self.folder.events.touch()
             proc = await process.start(
                 argv,
                 self.task.workspace,
