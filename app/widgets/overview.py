@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -111,7 +112,7 @@ class OverviewPane(Pane):
         table = _section("Spec")
         worker, session = spec.get("worker", {}), spec.get("session", {})
         table.add_row("workspace", f"{short_path(run.workspace)} (branch {run.branch})")
-        table.add_row("worker", f"{worker.get('backend', 'anthropic')} · {worker.get('model', '?')}")
+        table.add_row("worker", worker_line(worker))
         table.add_row(
             "sessions",
             f"{session.get('time_box', '?')} each, wrap-up {session.get('wrap_up', '?')}; {sessions} so far",
@@ -176,6 +177,28 @@ class OverviewPane(Pane):
     def action_context(self) -> None:
         if self.next_text:
             self.app.push_screen(TextScreen("What the next session will be told", self.next_text))
+
+
+def worker_line(worker: dict[str, Any]) -> str:
+    """The worker in a line: its backend and model, and for a command what it runs."""
+    backend, model = worker.get("backend", "anthropic"), worker.get("model", "?")
+    if backend != "command":
+        return f"{backend} · {model}"
+    return f"command · {command_words(worker.get('command'))} · {model}"
+
+
+COMMAND_CHARS = 40
+
+
+def command_words(command: Any) -> str:
+    """A command as the Overview shows it: the program and its first argument, paths by their
+    names (`python agent.py`), or the start of a shell line."""
+    if isinstance(command, list) and command:
+        words = [Path(str(w)).name if "/" in str(w) else str(w) for w in command[:2]]
+        shown = " ".join(words) + (" …" if len(command) > 2 else "")
+    else:
+        shown = " ".join(str(command or "").split())
+    return shown if len(shown) <= COMMAND_CHARS else shown[: COMMAND_CHARS - 1] + "…"
 
 
 def _section(title: str) -> Table:

@@ -436,6 +436,7 @@ async def run_session(store: Store, session_id: int) -> WorkerOutcome:
         max_tokens=spec.worker.max_tokens,
         resume=resume,
         sandbox=sandbox,
+        wrap_up_at=session.wrap_up_at,
     )
     beat = asyncio.create_task(_heartbeat(harness))
     if sandbox is not None:

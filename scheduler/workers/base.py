@@ -142,6 +142,9 @@ class WorkerTask:
     extra: dict[str, Any] = field(default_factory=dict)
     sandbox: Sandbox | None = None
     """Where the worker's hands run (None: unconfined, as `[sandbox] mode = "off"` asks)."""
+    wrap_up_at: datetime | None = None
+    """When the session's wrap-up begins (`hooks.wrap_up_notice` says so then), for a worker that
+    tells its process ahead of time."""
 
 
 @dataclass(frozen=True)

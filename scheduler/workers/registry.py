@@ -20,6 +20,7 @@ from longrun.scheduler.spec.durations import toml_repr
 from longrun.scheduler.spec.keys import Loc, Problems
 from longrun.scheduler.spec.worker import WorkerSpec
 from longrun.scheduler.workers.claude_code import ClaudeCodeWorkerSpec
+from longrun.scheduler.workers.command import CommandWorkerSpec
 from longrun.scheduler.workers.scripted import ScriptedWorkerSpec
 
 if TYPE_CHECKING:
@@ -62,6 +63,12 @@ BACKENDS: dict[str, Backend] = {
             "claude-code",
             ClaudeCodeWorkerSpec,
             "longrun.scheduler.workers.claude_code.worker:make_worker",
+            sandboxed=True,
+        ),
+        Backend(
+            "command",
+            CommandWorkerSpec,
+            "longrun.scheduler.workers.command.worker:make_worker",
             sandboxed=True,
         ),
     )

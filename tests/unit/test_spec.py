@@ -208,7 +208,8 @@ def test_wrong_type_names_what_was_found_and_expected(
         ),
         (
             '[worker]\nbackend = "openai"\n',
-            'worker.backend: expected one of "anthropic", "scripted", "claude-code", found "openai"',
+            'worker.backend: expected one of "anthropic", "scripted", "claude-code", "command", '
+            'found "openai"',
         ),
         (
             '[worker]\nbase_url = "ftp://x"\n',

@@ -49,10 +49,11 @@ from longrun.scheduler.workers.base import (
 )
 from longrun.scheduler.workers.claude_code import NEEDS_SDK, confined, processes, sdk_installed
 from longrun.scheduler.workers.claude_code.auth import cli_credentials
-from longrun.scheduler.workers.claude_code.follow import Follower, report_calls
+from longrun.scheduler.workers.claude_code.follow import Follower
 from longrun.scheduler.workers.claude_code.spec import ClaudeCodeWorkerSpec
 from longrun.scheduler.workers.claude_code.tools import MCP_SERVER, longrun_server, policy_view
 from longrun.scheduler.workers.claude_code.transcripts import TranscriptStore, is_claude_record
+from longrun.scheduler.workers.metered import report_calls
 from longrun.store.errors import BudgetExhausted
 from longrun.store.models import utcnow
 
