@@ -207,8 +207,8 @@ def test_a_command_that_overruns_its_time_box_is_told_then_killed_whole_and_the_
     seen = kinds(store, run.id)
     signals = [d["signal"] for d in data(store, run.id, "command_signal")]
     assert signals == ["SIGUSR1", "SIGTERM"]
-    assert seen.index("wrap_up") < seen.index("command_signal") < seen.index("time_box_kill")
-    assert data(store, run.id, "time_box_kill")[0]["processes"] >= 3
+    assert seen.index("wrap_up") < seen.index("command_signal") < seen.index("command_killed")
+    assert data(store, run.id, "command_killed")[0]["processes"] >= 3
     [handoff] = data(store, run.id, "handoff")
     assert handoff["done"] == ["half"]
     reasons = [cp.reason for cp in runs.list_checkpoints(store, run.id)]
@@ -444,7 +444,7 @@ def test_the_contract_files_pointed_at_the_users_files_are_never_read_or_written
     assert ended.end_reason == "budget", detail(store, ended)
     assert victim.read_text() == "ORIGINAL CONTENT\n"
     assert {"signal": "SIGTERM", "why": "budget"} in data(store, run.id, "command_signal")
-    assert data(store, run.id, "time_box_kill")  # SIGTERM never reached it: SIGKILL did
+    assert data(store, run.id, "command_killed")  # SIGTERM never reached it: SIGKILL did
     assert data(store, run.id, "handoff") == []
     [refused] = data(store, run.id, "handoff_refused")
     assert refused["problem"] == "handoff.json is a symbolic link: not read"

@@ -244,6 +244,16 @@ _EXPECTED = {
 }
 
 
+_BOUNDS = {
+    "greater_than_equal": "expected at least {ge}",
+    "less_than_equal": "expected at most {le}",
+    "string_too_short": "expected at least {min_length} character(s)",
+    "string_too_long": "expected at most {max_length} character(s)",
+    "too_short": "expected at least {min_length} item(s)",
+    "too_long": "expected at most {max_length} item(s)",
+}
+
+
 def problem_line(exc: ValidationError) -> str:
     """The first problem of a validation as `key.path: what is wrong` (keys as JSON names them)."""
     error = exc.errors(include_url=False)[0]
@@ -255,6 +265,8 @@ def problem_line(exc: ValidationError) -> str:
         what = "missing"
     elif kind in _EXPECTED:
         what = f"{_EXPECTED[kind]}, found {_shown(error.get('input'))}"
+    elif kind in _BOUNDS:
+        what = f"{_BOUNDS[kind].format(**(error.get('ctx') or {}))}, found {_shown(error.get('input'))}"
     else:
         msg = _first_line(str(error["msg"]))
         what = f"{msg[:1].lower()}{msg[1:]}, found {_shown(error.get('input'))}"

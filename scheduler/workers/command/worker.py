@@ -216,7 +216,7 @@ class _Session:
             self.outputs[name].feed(data)
 
     def _look(self, proc: process.CommandProcess, now: float, term_at: float, kill_at: float) -> None:
-        """One look while the command runs: its lines, the proxy's calls, the clock and the flags."""
+        """One look while the command runs: its lines and output, the clock, the flags, the budget."""
         proc.deliver()
         self._drain(final=False)
         watch = self.watch
@@ -234,7 +234,7 @@ class _Session:
             self._stop(proc, "time box", now, kill_at)
         if watch.kill_at is not None and now >= watch.kill_at and watch.killed is None:
             watch.killed = proc.kill()
-            self.report.event("time_box_kill", {"processes": watch.killed, "why": watch.stopping})
+            self.report.event("command_killed", {"processes": watch.killed, "why": watch.stopping})
 
     def _stop(self, proc: process.CommandProcess, why: str, now: float, kill_at: float) -> None:
         if self.watch.stopping is not None:
