@@ -416,6 +416,20 @@ def test_window_numbers_are_the_windows(
     assert summary["approvals"]["asked"] == asked
 
 
+# --- the figures as plotly takes them -------------------------------------------------------------
+
+
+def test_every_chart_is_what_plotly_would_validate_it_into(whole_page: str, window_page: str) -> None:
+    """The figures go to the page as plain dicts, not validated on the way: plotly's validation
+    (what `go.Figure` does to a dict, template included) must leave each one as it is."""
+    import plotly.graph_objects as go
+
+    for page in (whole_page, window_page):
+        for div_id, figure in figures(page).items():
+            assert figure["layout"]["template"]["layout"], div_id  # the template, spelt out
+            assert json.loads(go.Figure(figure).to_json()) == figure, div_id
+
+
 # --- offline, and in a browser --------------------------------------------------------------------
 
 
