@@ -9,12 +9,14 @@ plotly.js embedded) and writes the file the way the CLI does. The child reports:
 
 - `build_s`: `build_report` alone, from the open store to the HTML text;
 - `write_s`: writing it next to the target and renaming it into place;
-- `peak_rss_mb`: the child's peak resident memory (`ru_maxrss`), interpreter and imports
-  included, so it is what the command costs, not only what the build adds;
+- `peak_rss_mb`: the child's peak resident memory (its own high-water mark: see `_rss_mb`),
+  interpreter and imports included, so it is what the command costs, not only what the build adds;
 - `import_rss_mb`: the same before the build, to tell the two apart.
 
-The result has the medians (and the largest peak), the targets and whether they are met, and
-the large run's figures over the baseline's (`ratios`).
+The result has the medians (and the largest peak), the targets and whether they are met, the
+large run's figures over the baseline's (`ratios`), and the machine's one-minute load average
+before the first build and after the last (`load_avg_1m`): other work on the machine slows the
+builds down, and the figures should say so.
 
 Layout under `--dir`: `store/longrun.db` (both runs) and `html/` (the last report of each).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -74,8 +77,29 @@ def child(argv: list[str]) -> int:
     return 0
 
 
+def _load() -> float | None:
+    """The machine's load average over the last minute (None where there is none): builds on a
+    loaded machine take longer, and the figures say how loaded it was."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def _rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KB, macOS bytes)."""
+    """This process's peak resident memory so far, in MB.
+
+    On Linux, from the kernel's high-water mark of this process image (`VmHWM`): `ru_maxrss`
+    carries over from the parent through fork and exec, so a child of the benchmark (whose
+    parent holds the synthetic run it wrote) would report the parent's peak. Elsewhere
+    `ru_maxrss` (macOS gives bytes)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
@@ -108,6 +132,7 @@ class Samples:
             "events": self.events,
             "fill_s": round(self.fill_s, 1),
             "build_s": round(self.build_s, 3),
+            "build_min_s": round(min(t["build_s"] for t in self.taken), 3),
             "build_samples_s": [round(t["build_s"], 3) for t in self.taken],
             "write_s": round(median([t["write_s"] for t in self.taken]), 3),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
@@ -146,6 +171,7 @@ def measure(root: Path, small: int, large: int, hours: float, repeat: int) -> di
     (root / HTML_DIR).mkdir(parents=True, exist_ok=True)
     baseline = Samples(small, base.run_id, base_fill, [])
     figures = Samples(large, big.run_id, big_fill, [])
+    load_before = _load()
     for k in range(repeat):
         order = [("baseline", baseline), ("large", figures)]
         for label, samples in order if k % 2 == 0 else order[::-1]:
@@ -155,6 +181,7 @@ def measure(root: Path, small: int, large: int, hours: float, repeat: int) -> di
                 f"report {k + 1}/{repeat}: {label} ({samples.events:,} events) built in "
                 f"{taken['build_s']:.2f}s, peak {taken['peak_rss_mb']:.0f} MB"
             )
+    load_after = _load()
     met = {"build": figures.build_s < TARGET_S, "memory": figures.peak_rss_mb < TARGET_MB}
     return {
         "benchmark": "report",
@@ -169,6 +196,7 @@ def measure(root: Path, small: int, large: int, hours: float, repeat: int) -> di
         "met": met,
         "all_met": all(met.values()),
         "repeat": repeat,
+        "load_avg_1m": {"before": load_before, "after": load_after},
         **versions(),
     }
 

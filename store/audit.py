@@ -1,10 +1,11 @@
 """The reads of a run that only the audit report (`longrun report`) makes, aggregated in SQL.
 
 Beside what `store.timeline` gives the Timeline tab and the report alike, the report needs: the
-log's span, its event rates and token use in buckets of time (`event_rates` and `token_series`
-scan the window's events, with SQL doing the grouping), the calls' usage summed by session, each
-feature's status at a time, the approvals asked and decided, and the people's decisions. SQL
-does the grouping and the sums; Python only shapes the few rows that come back.
+log's span; the window's activity (`activity`: its event rates by kind, and its calls' token use
+and spend, over buckets of time and by session, all from one scan of the window with SQL doing
+the grouping); the spend before a window; each feature's status at a time; the approvals asked
+and decided; and the people's decisions. SQL does the grouping and the sums; Python only shapes
+the few rows that come back.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from longrun.store.db import Store
 from longrun.store.models import iso
 from longrun.store.timeline import time_or_none, time_window
 
-# --- the log's rates over time, in buckets grouped in SQL ---------------------------------------
+# --- buckets of time ------------------------------------------------------------------------------
 
 
 ROUND_SECONDS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -37,47 +38,6 @@ def bucket_seconds(start: datetime, end: datetime, buckets: int) -> int:
     return math.ceil(want / 86400) * 86400
 
 
-def event_rates(
-    store: Store, run_id: str, start: datetime, end: datetime, buckets: int = 96
-) -> tuple[int, list[tuple[int, str, int]]]:
-    """(bucket width in seconds, [(bucket index, kind, events)]): the log's rate by kind over time."""
-    width = bucket_seconds(start, end, buckets)
-    window, params = time_window(start, end)
-    with store.reading() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT CAST((julianday(ts) - julianday(:t0)) * 86400 / :w AS INTEGER) AS b, kind, count(*) "
-                f"FROM event WHERE run_id = :run{window} GROUP BY b, kind ORDER BY b"
-            ),
-            {"run": run_id, "t0": iso(start), "w": width, **params},
-        ).all()
-    return width, [(r[0], r[1], r[2]) for r in rows]
-
-
-TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
-
-
-def token_series(
-    store: Store, run_id: str, start: datetime, end: datetime, buckets: int = 96
-) -> tuple[int, list[tuple[int, dict[str, int], float]]]:
-    """(bucket width in seconds, [(bucket, tokens by kind, USD)]) over the run's model and judge calls."""
-    width = bucket_seconds(start, end, buckets)
-    window, params = time_window(start, end)
-    sums = ", ".join(f"sum(coalesce(json_extract(data, '$.usage.{k}'), 0))" for k in TOKEN_KINDS)
-    with store.reading() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT CAST((julianday(ts) - julianday(:t0)) * 86400 / :w AS INTEGER) AS b, "
-                f"{sums}, sum(coalesce(json_extract(data, '$.usage.usd'), 0)) FROM event "
-                f"WHERE run_id = :run AND kind IN ('model_call', 'judge_call'){window} GROUP BY b ORDER BY b"
-            ),
-            {"run": run_id, "t0": iso(start), "w": width, **params},
-        ).all()
-    return width, [
-        (r[0], dict(zip(TOKEN_KINDS, (int(v) for v in r[1:5]), strict=True)), float(r[5])) for r in rows
-    ]
-
-
 def bucket_time(start: datetime, width: int, index: int) -> datetime:
     return start + timedelta(seconds=width * index)
 
@@ -86,6 +46,8 @@ def bucket_time(start: datetime, width: int, index: int) -> datetime:
 
 CALL_KINDS = ("model_call", "judge_call")
 """The events that carry a usage and its price; their sum is a run's spend."""
+
+TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 
 PERSON_KINDS = (
     "started",
@@ -99,6 +61,8 @@ PERSON_KINDS = (
     "fork_made",
 )
 """Event kinds a person's action writes (each with `by`), besides deciding approvals."""
+
+_CALLS = "kind IN (" + ", ".join(f"'{k}'" for k in CALL_KINDS) + ")"
 
 
 @dataclass(frozen=True)
@@ -135,9 +99,13 @@ class CallUsage:
         return sum(self.tokens.values())
 
 
-def _usage_sums() -> str:
-    sums = ", ".join(f"sum(coalesce(json_extract(data, '$.usage.{k}'), 0))" for k in TOKEN_KINDS)
-    return f"count(*), {sums}, sum(coalesce(json_extract(data, '$.usage.usd'), 0))"
+def _usage_sums(usage: str) -> str:
+    """count(*) and the sums of the usages' tokens by kind and of their USD, `usage` being the
+    usage's JSON. Each payload's usage is taken out of it once, in a subquery that LIMIT keeps a
+    co-routine (SQLite would otherwise put the extraction in every sum: a payload parsed five
+    times instead of once), and the sums read the small usage."""
+    sums = ", ".join(f"sum(coalesce(json_extract({usage}, '$.{k}'), 0))" for k in TOKEN_KINDS)
+    return f"count(*), {sums}, sum(coalesce(json_extract({usage}, '$.usd'), 0))"
 
 
 def _call_usage(row: Any) -> CallUsage:
@@ -151,30 +119,78 @@ def call_usage(
     """The run's model and judge calls between `since` and `until`, summed in SQL: the run's
     spend in that window is exactly the sum of these events' costs."""
     window, params = time_window(since, until)
-    kinds = ", ".join(f"'{k}'" for k in CALL_KINDS)
     with store.reading() as conn:
         row = conn.execute(
-            text(f"SELECT {_usage_sums()} FROM event WHERE run_id = :run AND kind IN ({kinds}){window}"),
+            text(
+                f"SELECT {_usage_sums('u')} FROM (SELECT json_extract(data, '$.usage') AS u "
+                f"FROM event WHERE run_id = :run AND {_CALLS}{window} LIMIT -1)"
+            ),
             {"run": run_id, **params},
         ).one()
     return _call_usage(row)
 
 
-def session_usage(
-    store: Store, run_id: str, *, since: datetime | None = None, until: datetime | None = None
-) -> dict[int | None, CallUsage]:
-    """The same calls grouped by session (None: calls made outside any session)."""
-    window, params = time_window(since, until)
-    kinds = ", ".join(f"'{k}'" for k in CALL_KINDS)
+@dataclass(frozen=True)
+class Activity:
+    """A window's events read in one pass: the log's rate by kind over time, and the usage of
+    its model and judge calls over time and by session."""
+
+    width: int
+    """The buckets' width in seconds (`bucket_seconds`)."""
+    rates: list[tuple[int, str, int]]
+    """(bucket, kind, events), by bucket."""
+    tokens: list[tuple[int, dict[str, int], float]]
+    """(bucket, tokens by kind, USD) of the calls, for the buckets that have some, by bucket."""
+    sessions: dict[int | None, CallUsage]
+    """The calls' usage by session (None: calls made outside any session)."""
+
+
+def activity(store: Store, run_id: str, start: datetime, end: datetime, buckets: int = 96) -> Activity:
+    """The window's events counted by bucket and kind, and its calls' usage summed by bucket and
+    by session, from one scan of the window grouped in SQL by bucket, kind and (for the calls)
+    session; Python adds up the few hundred groups."""
+    width = bucket_seconds(start, end, buckets)
+    window, params = time_window(start, end)
     with store.reading() as conn:
         rows = conn.execute(
             text(
-                f"SELECT session_id, {_usage_sums()} FROM event "
-                f"WHERE run_id = :run AND kind IN ({kinds}){window} GROUP BY session_id"
+                f"SELECT b, kind, s, {_usage_sums('u')} FROM ("
+                "SELECT CAST((julianday(ts) - julianday(:t0)) * 86400 / :w AS INTEGER) AS b, kind, "
+                f"CASE WHEN {_CALLS} THEN session_id END AS s, "
+                f"CASE WHEN {_CALLS} THEN json_extract(data, '$.usage') END AS u "
+                # The (run, kind, ts) index holds all that an event other than a call needs, so
+                # only the calls' rows are read (SQLite would take the (run, seq) index instead).
+                f"FROM event INDEXED BY ix_event_run_kind_ts WHERE run_id = :run{window} LIMIT -1"
+                ") GROUP BY b, kind, s"
             ),
-            {"run": run_id, **params},
+            {"run": run_id, "t0": iso(start), "w": width, **params},
         ).all()
-    return {r[0]: _call_usage(r[1:]) for r in rows}
+    rates: dict[tuple[int, str], int] = {}
+    by_bucket: dict[int, list[Any]] = {}
+    by_session: dict[int | None, list[Any]] = {}
+    for b, kind, session, count, *usage in rows:
+        rates[b, kind] = rates.get((b, kind), 0) + count
+        if kind in CALL_KINDS:
+            by_bucket.setdefault(b, []).append(usage)
+            by_session.setdefault(session, []).append([count, *usage])
+    return Activity(
+        width=width,
+        rates=[(b, kind, n) for (b, kind), n in sorted(rates.items())],
+        tokens=[(b, *_added(parts)) for b, parts in sorted(by_bucket.items())],
+        sessions={session: _summed(parts) for session, parts in by_session.items()},
+    )
+
+
+def _added(parts: list[Any]) -> tuple[dict[str, int], float]:
+    """Tokens by kind and USD, added up over groups' sums (tokens by kind…, USD)."""
+    tokens = {k: int(sum(p[i] for p in parts)) for i, k in enumerate(TOKEN_KINDS)}
+    return tokens, math.fsum(p[-1] for p in parts)
+
+
+def _summed(parts: list[Any]) -> CallUsage:
+    """A usage, added up over groups' sums (calls, tokens by kind…, USD)."""
+    tokens, usd = _added([p[1:] for p in parts])
+    return CallUsage(sum(p[0] for p in parts), tokens, usd)
 
 
 def features_at(store: Store, run_id: str, until: datetime | None = None) -> dict[str, str]:

@@ -185,9 +185,7 @@ def collect(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-chain") as pool:
         verifying = pool.submit(log.verify_chain, store, run.id)
         before = audit.call_usage(store, run.id, until=start).usd if since is not None else 0.0
-        by_session = audit.session_usage(store, run.id, since=start, until=end)
-        width, token_rows = audit.token_series(store, run.id, start, end, BUCKETS)
-        _, rate_rows = audit.event_rates(store, run.id, start, end, BUCKETS)
+        active = audit.activity(store, run.id, start, end, BUCKETS)
         line = tl.timeline(store, run.id, since=start, until=end, now=end)
         at_end = audit.features_at(store, run.id, until)
         approvals = audit.approval_counts(store, run.id, since=start, until=end)
@@ -195,11 +193,12 @@ def collect(
         confined = audit.confinement(store, run.id, since=start, until=end)
         chain = verifying.result()
     feature_ids = [f["id"] for f in run.spec.get("features", [])]
+    width, by_session = active.width, active.sessions
     spent = _total(by_session.values())
     passing_at_end = sum(1 for f in feature_ids if at_end.get(f) == "pass")
 
     buckets = max(1, math.ceil((end - start).total_seconds() / width))
-    spend = _cumulative(start, end, width, buckets, before, [(b, usd_) for b, _, usd_ in token_rows])
+    spend = _cumulative(start, end, width, buckets, before, [(b, usd_) for b, _, usd_ in active.tokens])
     features = _features(store, run.id, line, feature_ids, start, end, since is not None, passing_at_end)
     sessions = [_session_row(bar, by_session.get(bar.id)) for bar in line.sessions]
     outside = by_session.get(None)
@@ -207,7 +206,7 @@ def collect(
         goal=run.goal,
         state=str(run.state),
         state_reason=run.state_reason,
-        events=sum(count for _, _, count in rate_rows),
+        events=sum(count for _, _, count in active.rates),
         sessions=len(sessions),
         spend_usd=spent.usd,
         spend_before_usd=before,
@@ -230,11 +229,11 @@ def collect(
         bucket_s=width,
         summary=summary,
         spend=spend,
-        tokens=[(audit.bucket_time(start, width, b), kinds) for b, kinds, _ in token_rows],
+        tokens=[(audit.bucket_time(start, width, b), kinds) for b, kinds, _ in active.tokens],
         features=features,
         sessions=sessions,
         outside_sessions=outside if outside and outside.calls else None,
-        rates=_rates(rate_rows, buckets),
+        rates=_rates(active.rates, buckets),
         markers=[m for m in line.markers if m.kind in MARKERS],
         verdicts=[m for m in line.markers if m.kind in ("verdict_up", "verdict_down")],
         decisions=decided,

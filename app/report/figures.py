@@ -1,14 +1,19 @@
 """The report's plotly figures, one per chart, drawn from a `ReportData`.
 
-Every chart spans the window on its time axis, with the same margins as the others. plotly is
-imported inside the functions that draw, not with the module: the CLI and the dashboard import
-the report without paying for plotly until one is made.
+Every chart spans the window on its time axis, with the same margins as the others. A figure is
+the plain dict plotly.js takes (`{"data": [...], "layout": {...}}`), as `go.Figure(...).to_dict()`
+would give it: building `go.Figure`s validated every value and deep-copied the template into each
+of them, a second of fixed cost for five charts whose every value is written here. The template
+is plotly's own `plotly_white`, read once from the JSON plotly ships it as.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import json
 import math
+import pkgutil
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,9 +40,29 @@ MARGIN = {"l": 150, "r": 90, "t": 36, "b": 40}
 """The same left and right margins on every chart, so their time axes line up."""
 
 
+TEMPLATE = "plotly_white"
+
+
+@functools.cache
+def template() -> dict[str, Any]:
+    """The layout template every chart has, as a `go.Figure` expands its name (a test holds
+    the two the same): the JSON in plotly's package data, which `plotly.io.templates` loads."""
+    try:
+        shipped = pkgutil.get_data("plotly", f"package_data/templates/{TEMPLATE}.json")
+    except OSError:
+        shipped = None
+    if shipped is None:  # a plotly that keeps its templates elsewhere: ask it (slower)
+        import plotly.io
+
+        found: dict[str, Any] = plotly.io.templates[TEMPLATE].to_plotly_json()
+        return found
+    loaded: dict[str, Any] = json.loads(shipped)
+    return loaded
+
+
 def _layout(data: ReportData, height: int, **extra: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
-        "template": "plotly_white",
+        "template": template(),
         "height": height,
         "margin": MARGIN,
         "hovermode": "closest",
@@ -53,41 +78,39 @@ def _layout(data: ReportData, height: int, **extra: Any) -> dict[str, Any]:
     return layout
 
 
-def _figure(traces: list[Any], layout: dict[str, Any]) -> Any:
-    import plotly.graph_objects as go
-
-    return go.Figure(data=traces, layout=layout)
+def _figure(traces: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
+    return {"data": traces, "layout": layout}
 
 
-def spend_figure(data: ReportData) -> Any:
-    import plotly.graph_objects as go
-
+def spend_figure(data: ReportData) -> dict[str, Any]:
     s = data.summary
     xs = [axis_time(t) for t, _ in data.spend]
     ys = [v for _, v in data.spend]
     traces: list[Any] = [
-        go.Scatter(
-            x=xs,
-            y=ys,
-            mode="lines",
-            name="spend",
-            line={"color": "#1f77b4", "width": 2},
-            fill="tozeroy",
-            fillcolor="rgba(31,119,180,0.08)",
-            hovertemplate="%{x}<br>$%{y:,.2f} spent<extra></extra>",
-        )
+        {
+            "x": xs,
+            "y": ys,
+            "mode": "lines",
+            "name": "spend",
+            "line": {"color": "#1f77b4", "width": 2},
+            "fill": "tozeroy",
+            "fillcolor": "rgba(31,119,180,0.08)",
+            "hovertemplate": "%{x}<br>$%{y:,.2f} spent<extra></extra>",
+            "type": "scatter",
+        }
     ]
     top = max(ys) if ys else 0.0
     if s.budget_usd:
         traces.append(
-            go.Scatter(
-                x=[axis_time(data.start), axis_time(data.end)],
-                y=[s.budget_usd, s.budget_usd],
-                mode="lines",
-                name=f"budget {usd(s.budget_usd)}",
-                line={"color": "#d62728", "dash": "dash", "width": 1.5},
-                hovertemplate=f"budget {usd(s.budget_usd)}<extra></extra>",
-            )
+            {
+                "x": [axis_time(data.start), axis_time(data.end)],
+                "y": [s.budget_usd, s.budget_usd],
+                "mode": "lines",
+                "name": f"budget {usd(s.budget_usd)}",
+                "line": {"color": "#d62728", "dash": "dash", "width": 1.5},
+                "hovertemplate": f"budget {usd(s.budget_usd)}<extra></extra>",
+                "type": "scatter",
+            }
         )
         top = max(top, s.budget_usd)
     shapes = []
@@ -110,20 +133,26 @@ def spend_figure(data: ReportData) -> Any:
     for label, marks in groups.items():
         _, color, symbol = MARKERS[marks[0].kind]
         traces.append(
-            go.Scatter(
-                x=[axis_time(m.ts) for m in marks],
-                y=[_spend_at(data, m.ts) for m in marks],
-                mode="markers",
-                name=f"{label} ({len(marks)})",
-                marker={"color": color, "symbol": symbol, "size": 11, "line": {"color": "white", "width": 1}},
-                hovertext=[f"{when(m.ts)}<br>{_wrap(m.label)}" for m in marks],
-                hoverinfo="text",
-            )
+            {
+                "x": [axis_time(m.ts) for m in marks],
+                "y": [_spend_at(data, m.ts) for m in marks],
+                "mode": "markers",
+                "name": f"{label} ({len(marks)})",
+                "marker": {
+                    "color": color,
+                    "symbol": symbol,
+                    "size": 11,
+                    "line": {"color": "white", "width": 1},
+                },
+                "hovertext": [f"{when(m.ts)}<br>{_wrap(m.label)}" for m in marks],
+                "hoverinfo": "text",
+                "type": "scatter",
+            }
         )
     layout = _layout(
         data,
         420,
-        shapes=shapes,
+        **({"shapes": shapes} if shapes else {}),  # as plotly.py writes it: no empty list
         yaxis={
             "title": {"text": "USD"},
             "tickprefix": "$",
@@ -144,10 +173,8 @@ def _spend_at(data: ReportData, at: datetime) -> float:
     return points[-1][1] if points else 0.0
 
 
-def tokens_figure(data: ReportData) -> Any:
+def tokens_figure(data: ReportData) -> dict[str, Any]:
     """One line per kind on a log scale (cache reads dwarf the rest); a gap where no call was made."""
-    import plotly.graph_objects as go
-
     buckets = len(data.spend) - 1
     by_bucket = {round((t - data.start).total_seconds() / data.bucket_s): kinds for t, kinds in data.tokens}
     half = timedelta(seconds=data.bucket_s / 2)
@@ -157,16 +184,17 @@ def tokens_figure(data: ReportData) -> Any:
         ys = [(by_bucket[b][kind] or None) if b in by_bucket else None for b in range(buckets)]
         total = sum(kinds[kind] for _, kinds in data.tokens)
         traces.append(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines+markers",
-                name=f"{label} ({tokens(total)})",
-                line={"color": TOKEN_COLORS[kind], "width": 2},
-                marker={"size": 4},
-                connectgaps=False,
-                hovertemplate=f"%{{y:,}} {label}<extra></extra>",
-            )
+            {
+                "x": xs,
+                "y": ys,
+                "mode": "lines+markers",
+                "name": f"{label} ({tokens(total)})",
+                "line": {"color": TOKEN_COLORS[kind], "width": 2},
+                "marker": {"size": 4},
+                "connectgaps": False,
+                "hovertemplate": f"%{{y:,}} {label}<extra></extra>",
+                "type": "scatter",
+            }
         )
     layout = _layout(
         data,
@@ -177,19 +205,18 @@ def tokens_figure(data: ReportData) -> Any:
     return _figure(traces, layout)
 
 
-def features_figure(data: ReportData) -> Any:
-    import plotly.graph_objects as go
-
+def features_figure(data: ReportData) -> dict[str, Any]:
     total = data.summary.features_total
     traces: list[Any] = [
-        go.Scatter(
-            x=[axis_time(t) for t, _ in data.features],
-            y=[v for _, v in data.features],
-            mode="lines",
-            line={"shape": "hv", "color": "#2ca02c", "width": 2},
-            name="features passing",
-            hovertemplate="%{x}<br>%{y} passing<extra></extra>",
-        )
+        {
+            "x": [axis_time(t) for t, _ in data.features],
+            "y": [v for _, v in data.features],
+            "mode": "lines",
+            "line": {"shape": "hv", "color": "#2ca02c", "width": 2},
+            "name": "features passing",
+            "hovertemplate": "%{x}<br>%{y} passing<extra></extra>",
+            "type": "scatter",
+        }
     ]
     passing = dict(data.features)
     for kind, label, color, symbol in (
@@ -199,15 +226,16 @@ def features_figure(data: ReportData) -> Any:
         changes = [m for m in data.verdicts if m.kind == kind]
         if changes:
             traces.append(
-                go.Scatter(
-                    x=[axis_time(m.ts) for m in changes],
-                    y=[passing.get(m.ts, 0) for m in changes],
-                    mode="markers",
-                    name=label,
-                    marker={"color": color, "symbol": symbol, "size": 10},
-                    hovertext=[f"{when(m.ts)}<br>{_wrap(m.label)}" for m in changes],
-                    hoverinfo="text",
-                )
+                {
+                    "x": [axis_time(m.ts) for m in changes],
+                    "y": [passing.get(m.ts, 0) for m in changes],
+                    "mode": "markers",
+                    "name": label,
+                    "marker": {"color": color, "symbol": symbol, "size": 10},
+                    "hovertext": [f"{when(m.ts)}<br>{_wrap(m.label)}" for m in changes],
+                    "hoverinfo": "text",
+                    "type": "scatter",
+                }
             )
     layout = _layout(
         data,
@@ -217,9 +245,7 @@ def features_figure(data: ReportData) -> Any:
     return _figure(traces, layout)
 
 
-def gantt_figure(data: ReportData) -> Any:
-    import plotly.graph_objects as go
-
+def gantt_figure(data: ReportData) -> dict[str, Any]:
     by_outcome: dict[str, list[SessionRow]] = {}
     for s in data.sessions:
         by_outcome.setdefault(s.outcome, []).append(s)
@@ -229,14 +255,14 @@ def gantt_figure(data: ReportData) -> Any:
         starts = [max(s.start, data.start) for s in rows]
         ends = [min(s.end or data.end, data.end) for s in rows]
         traces.append(
-            go.Bar(
-                orientation="h",
-                y=[f"session {s.n}" for s in rows],
-                base=[axis_time(t) for t in starts],
-                x=[max(1.0, (e - b).total_seconds() * 1000) for b, e in zip(starts, ends, strict=True)],
-                name=f"{label} ({len(rows)})",
-                marker={"color": color},
-                customdata=[
+            {
+                "orientation": "h",
+                "y": [f"session {s.n}" for s in rows],
+                "base": [axis_time(t) for t in starts],
+                "x": [max(1.0, (e - b).total_seconds() * 1000) for b, e in zip(starts, ends, strict=True)],
+                "name": f"{label} ({len(rows)})",
+                "marker": {"color": color},
+                "customdata": [
                     [
                         s.n,
                         when(s.start),
@@ -248,12 +274,13 @@ def gantt_figure(data: ReportData) -> Any:
                     ]
                     for s in rows
                 ],
-                hovertemplate=(
+                "hovertemplate": (
                     "session %{customdata[0]}<br>%{customdata[1]} → %{customdata[2]} (%{customdata[3]})<br>"
                     f"{label}: %{{customdata[6]}}<br>"
                     "%{customdata[4]}, %{customdata[5]} tokens<extra></extra>"
                 ),
-            )
+                "type": "bar",
+            }
         )
     height = min(760, max(200, 22 * len(data.sessions) + 110))
     layout = _layout(
@@ -271,8 +298,8 @@ def gantt_figure(data: ReportData) -> Any:
     return _figure(traces, layout)
 
 
-def heatmap_figure(data: ReportData) -> Any:
-    import plotly.graph_objects as go
+def heatmap_figure(data: ReportData) -> dict[str, Any]:
+    from plotly.colors import sequential
 
     kinds = list(data.rates)
     buckets = len(data.spend) - 1
@@ -282,16 +309,16 @@ def heatmap_figure(data: ReportData) -> Any:
     text = [[f"{c:,}" for c in data.rates[k]] for k in kinds]
     peak = max((max(row) for row in data.rates.values()), default=1) or 1
     ticks = [v for v in (1, 10, 100, 1000, 10_000, 100_000, 1_000_000) if v <= peak * 10]
-    trace = go.Heatmap(
-        x=xs,
-        y=kinds,
-        z=z,
-        text=text,
-        colorscale="Viridis",
-        zmin=0,
-        zmax=max(math.log10(peak), 1),
-        hoverongaps=False,
-        colorbar={
+    trace = {
+        "x": xs,
+        "y": kinds,
+        "z": z,
+        "text": text,
+        "colorscale": _evenly(sequential.Viridis),
+        "zmin": 0,
+        "zmax": max(math.log10(peak), 1),
+        "hoverongaps": False,
+        "colorbar": {
             "title": {"text": "events", "side": "right"},
             "tickvals": [math.log10(v) for v in ticks],
             "ticktext": [f"{v:,}" for v in ticks],
@@ -299,11 +326,18 @@ def heatmap_figure(data: ReportData) -> Any:
             "x": 1.01,
             "xpad": 4,
         },
-        hovertemplate="%{y}<br>%{x}<br>%{text} events<extra></extra>",
-    )
+        "hovertemplate": "%{y}<br>%{x}<br>%{text} events<extra></extra>",
+        "type": "heatmap",
+    }
     height = max(220, 19 * len(kinds) + 90)
     layout = _layout(data, height, yaxis={"autorange": "reversed", "tickfont": {"size": 11}})
     return _figure([trace], layout)
+
+
+def _evenly(colors: list[str]) -> list[list[Any]]:
+    """A colour scale of colours spaced evenly from 0 to 1: a named scale as plotly spells it out."""
+    last = len(colors) - 1
+    return [[i / last, color] for i, color in enumerate(colors)]
 
 
 def _wrap(text: str, width: int = 70) -> str:

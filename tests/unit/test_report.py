@@ -416,6 +416,20 @@ def test_window_numbers_are_the_windows(
     assert summary["approvals"]["asked"] == asked
 
 
+# --- the figures as plotly takes them -------------------------------------------------------------
+
+
+def test_every_chart_is_what_plotly_would_validate_it_into(whole_page: str, window_page: str) -> None:
+    """The figures go to the page as plain dicts, not validated on the way: plotly's validation
+    (what `go.Figure` does to a dict, template included) must leave each one as it is."""
+    import plotly.graph_objects as go
+
+    for page in (whole_page, window_page):
+        for div_id, figure in figures(page).items():
+            assert figure["layout"]["template"]["layout"], div_id  # the template, spelt out
+            assert json.loads(go.Figure(figure).to_json()) == figure, div_id
+
+
 # --- offline, and in a browser --------------------------------------------------------------------
 
 
@@ -580,8 +594,27 @@ def test_benchmark_reports_time_and_memory_against_a_baseline() -> None:
     assert result["benchmark"] == "report"
     assert (result["events"], result["baseline"]["events"]) == (4000, 2000)
     for figures_ in (result, result["baseline"]):
-        assert 0 < figures_["build_s"] < 60
+        assert 0 < figures_["build_min_s"] <= figures_["build_s"]
+        assert len(figures_["build_samples_s"]) == 1
         assert 0 < figures_["import_rss_mb"] <= figures_["peak_rss_mb"]
         assert figures_["html_bytes"] > 4_000_000
     assert result["targets"] == {"build_s": 10.0, "peak_rss_mb": 500.0}
+    assert result["met"] == {"build": result["build_s"] < 10.0, "memory": result["peak_rss_mb"] < 500.0}
     assert result["all_met"] is all(result["met"].values())
+    assert set(result["load_avg_1m"]) == {"before", "after"}
+
+
+def test_benchmark_child_reports_its_own_peak_memory_not_its_parents() -> None:
+    """A child inherits its parent's `ru_maxrss` through fork and exec: the benchmark's children
+    (whose parent holds the synthetic runs it wrote) must measure their own."""
+    grown = bytearray(300 * 1024 * 1024)
+    grown[::4096] = b"\x01" * len(range(0, len(grown), 4096))  # touch every page: resident
+    proc = subprocess.run(
+        [sys.executable, "-c", "from longrun.bench.report import _rss_mb; print(_rss_mb())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    del grown
+    assert proc.returncode == 0, proc.stderr
+    assert 0 < float(proc.stdout) < 200
