@@ -26,6 +26,7 @@ MODULES = (
     "sandbox",
     "supervisor",
     "start",
+    "checkpoint",
 )
 PROG = "python -m longrun.bench"
 
