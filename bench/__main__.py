@@ -27,6 +27,7 @@ MODULES = (
     "supervisor",
     "start",
     "checkpoint",
+    "overshoot",
 )
 PROG = "python -m longrun.bench"
 
