@@ -70,6 +70,10 @@ PAYLOADS = (200, 2000)
 TARGET_TIME_RATIO = 0.5
 TARGET_SIZE_RATIO = 0.5
 DURABILITY = "WAL, synchronous=FULL, each commit durable before the call returns"
+MEASURED = {
+    "longrun": "runs.head_commit + runs.add_checkpoint: one read, one write transaction (1 commit)",
+    "langgraph": "SqliteSaver.put_writes + SqliteSaver.put: two write transactions (2 commits)",
+}
 RUN_NAME = "bench-checkpoint"
 THREAD_ID = "bench-checkpoint"
 
@@ -126,8 +130,7 @@ def _pages(conn: sqlite3.Connection) -> int:
 class LongrunSide:
     """A store with one run and one session, checkpointed the way a session's harness does."""
 
-    def __init__(self, home: Path, size: int) -> None:
-        self.size = size
+    def __init__(self, home: Path) -> None:
         self.store = Store.open(home)
         self.run_id = new_run_id()
         runs.insert_run(
@@ -246,7 +249,7 @@ def langgraph_version() -> dict[str, Any]:
 def measure_payload(root: Path, size: int, steps: int, rounds: int, with_langgraph: bool) -> dict[str, Any]:
     """`steps` checkpoints of one payload size on every side, in interleaved rounds."""
     payloads = [handoff(n, size) for n in range(steps)]
-    ours = LongrunSide(root / longrun_dir(size), size)
+    ours = LongrunSide(root / longrun_dir(size))
     theirs = (
         {
             key: LangGraphSide(root / langgraph_db(size, acc), acc)
@@ -284,6 +287,8 @@ def measure_payload(root: Path, size: int, steps: int, rounds: int, with_langgra
             "langgraph_last_value": None,
             "time_ratio": None,
             "size_ratio": None,
+            "last_value_time_ratio": None,
+            "last_value_size_ratio": None,
             "met": None,
         }
         return out
@@ -313,6 +318,7 @@ def measure(root: Path, steps: int, rounds: int) -> dict[str, Any]:
         "steps": steps,
         "rounds": rounds,
         "durability": DURABILITY,
+        "measured": MEASURED,
         "langgraph": lg,
         "payloads": results,
         "targets": {"time_ratio": TARGET_TIME_RATIO, "size_ratio": TARGET_SIZE_RATIO},

@@ -53,6 +53,7 @@ def test_checkpoint_reports_both_payloads_with_targets(checkpoint_run: tuple[dic
     assert result["benchmark"] == "checkpoint"
     assert (result["steps"], result["rounds"]) == (STEPS, ROUNDS)
     assert "synchronous=FULL" in result["durability"]
+    assert set(result["measured"]) == {"longrun", "langgraph"}
     assert result["targets"] == {"time_ratio": 0.5, "size_ratio": 0.5}
     assert [p["payload_bytes"] for p in result["payloads"]] == [200, 2000]
     for figures in result["payloads"]:
@@ -172,7 +173,12 @@ def test_checkpoint_without_langgraph_says_so_and_measures_longrun(tmp_path: Pat
     assert result["meets_targets"] is None
     for figures in result["payloads"]:
         assert figures["longrun"]["median_ms"] > 0
-        assert figures["langgraph"] is None and figures["time_ratio"] is None and figures["met"] is None
+        assert (
+            figures["langgraph"] is None
+            and figures["langgraph_last_value"] is None
+            and figures["met"] is None
+        )
+        assert {figures[f"{p}{r}_ratio"] for p in ("", "last_value_") for r in ("time", "size")} == {None}
     assert not list(tmp_path.glob("langgraph-*.db"))
 
 
