@@ -28,8 +28,10 @@ is checkpointed) plus, for longrun, its anchor file; `bytes_added` leaves out wh
 before the first step (longrun's schema, the run and its session; LangGraph's two tables).
 
 Targets: per payload, longrun's median step at most 0.5x LangGraph's, and its store at most
-0.5x LangGraph's. Without `langgraph-checkpoint-sqlite` (the `bench` extra) only longrun's side
-is measured and the result says why.
+0.5x LangGraph's. Reading the time ratio: a step is one commit here and two there, so where the
+disk's flush dominates it is 0.5 plus the difference in Python and SQLite work per step; run
+with `--dir` on a tmpfs to see that work alone. Without `langgraph-checkpoint-sqlite` (the
+`bench` extra) only longrun's side is measured and the result says why.
 
 Layout under `--dir`: `longrun-<bytes>/` (a store), `langgraph-<bytes>.db` and
 `langgraph-last-value-<bytes>.db`.
