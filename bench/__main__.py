@@ -26,6 +26,8 @@ MODULES = (
     "sandbox",
     "supervisor",
     "start",
+    "checkpoint",
+    "overshoot",
 )
 PROG = "python -m longrun.bench"
 

@@ -26,6 +26,7 @@ from typing import Any
 from longrun.bench.common import (
     Benchmark,
     bench_spec,
+    chunks,
     new_run_id,
     positive_int,
     progress,
@@ -139,18 +140,6 @@ def _baseline_rows(run_id: str, session_id: int, count: int) -> list[Row]:
     return log.chain_rows(run_id, 0, log.GENESIS, items)
 
 
-def _chunks(total: int, parts: int) -> list[range]:
-    """`range(total)` cut into `parts` consecutive pieces of near-equal size."""
-    parts = max(1, min(parts, total))
-    size, extra = divmod(total, parts)
-    out, start = [], 0
-    for k in range(parts):
-        end = start + size + (1 if k < extra else 0)
-        out.append(range(start, end))
-        start = end
-    return out
-
-
 def measure(root: Path, events: int, rounds: int = ROUNDS) -> dict[str, Any]:
     """Write `events` events per side, one per transaction and then in batches, into `root`."""
     store = Store.open(root / LONGRUN_DIR)
@@ -219,14 +208,14 @@ def _compare(
         return len(part)
 
     one_by_one, in_batches = Pair(), Pair()
-    for k, part in enumerate(_chunks(events, rounds)):
+    for k, part in enumerate(chunks(events, rounds)):
         order = [(one_by_one.longrun, longrun_single), (one_by_one.sqlite3, sqlite_single)]
         for side, write in order if k % 2 == 0 else order[::-1]:
             side.timed(write, part)
         progress(f"append round {k + 1}/{rounds}: {one_by_one.longrun.events}/{events} events per side")
     # Batched rounds are cut at multiples of BATCH, so every transaction but the last holds BATCH.
     batch_parts = [
-        range(r.start * BATCH, min(r.stop * BATCH, events)) for r in _chunks(-(-events // BATCH), rounds)
+        range(r.start * BATCH, min(r.stop * BATCH, events)) for r in chunks(-(-events // BATCH), rounds)
     ]
     for k, part in enumerate(batch_parts):
         order = [(in_batches.longrun, longrun_batched), (in_batches.sqlite3, sqlite_batched)]

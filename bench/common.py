@@ -226,6 +226,19 @@ def p95(values: Sequence[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+def chunks(total: int, parts: int) -> list[range]:
+    """`range(total)` cut into `parts` consecutive pieces of near-equal size (the rounds of an
+    interleaved comparison)."""
+    parts = max(1, min(parts, total))
+    size, extra = divmod(total, parts)
+    out, start = [], 0
+    for k in range(parts):
+        end = start + size + (1 if k < extra else 0)
+        out.append(range(start, end))
+        start = end
+    return out
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1."""
     try:

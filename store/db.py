@@ -364,6 +364,28 @@ class Store:
             self._anchor(conn)
 
     @contextmanager
+    def raw_writing(self) -> Iterator[Connection]:
+        """`writing` for a hot path whose statements all go to the driver's connection
+        (`conn.connection.driver_connection`, and `log.append`): the same BEGIN IMMEDIATE … COMMIT
+        and anchoring, issued on the driver, without SQLAlchemy's transaction, whose events and
+        bookkeeping cost more than a small write's own statements. Nothing inside may execute
+        through SQLAlchemy (that would begin a second transaction)."""
+        self._refuse_writes()
+        with self.translated(), self.engine.connect() as conn:
+            conn.info.pop(anchors.PENDING, None)
+            raw = conn.connection.driver_connection
+            assert raw is not None, "a connection checked out has its driver's connection"
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                raw.execute("COMMIT")
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+            self._anchor(conn)
+
+    @contextmanager
     def reading(self) -> Iterator[Connection]:
         """One read transaction: a consistent snapshot across its statements."""
         with self.translated(), self.engine.connect() as conn:

@@ -21,14 +21,13 @@ def take_checkpoint(
 ) -> CheckpointView:
     """Commit the workspace as it stands and record it as the run's new head checkpoint."""
     workspace = Path(run.workspace)
-    current = runs.get_run(store, run.id)
-    parent = runs.get_checkpoint(store, current.head_checkpoint_id) if current.head_checkpoint_id else None
+    parent_commit = runs.head_commit(store, run.id)
     label = f"session {session.n}" if session else "no session"
     tampered = mirror.check_refs(store.home, workspace, run.id)
     sha = ws.snapshot(workspace, f"longrun: checkpoint ({reason}, {label})", checkpoint_ref(run.id, None))
     ws.git(workspace, "update-ref", checkpoint_ref(run.id, sha), sha)
     mirror.keep(store.home, workspace, run.id, sha)
-    commits = ws.commits_between(workspace, f"{parent.commit}^" if parent else None, f"{sha}^")
+    commits = ws.commits_between(workspace, f"{parent_commit}^" if parent_commit else None, f"{sha}^")
     cp = runs.add_checkpoint(
         store,
         run_id=run.id,

@@ -27,6 +27,7 @@ from longrun.store.runs.checkpoints import (
     add_checkpoint,
     checkpoint_ancestors,
     get_checkpoint,
+    head_commit,
     list_checkpoints,
 )
 from longrun.store.runs.conversations import (
@@ -140,6 +141,7 @@ __all__ = [
     "end_session",
     "get_approval",
     "get_checkpoint",
+    "head_commit",
     "get_run",
     "get_session",
     "heartbeat",

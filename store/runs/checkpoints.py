@@ -5,22 +5,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import text
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, text
+from sqlmodel import col, select
 
 from longrun.store import log
 from longrun.store.db import Store
-from longrun.store.errors import (
-    CheckpointNotFound,
-    RunNotFound,
-)
+from longrun.store.errors import CheckpointNotFound, RunNotFound
 from longrun.store.log import text_digest
-from longrun.store.models import (
-    Checkpoint,
-    Run,
-    utcnow,
-)
+from longrun.store.models import Checkpoint, iso, utcnow
 from longrun.store.runs.views import CheckpointView, _checkpoint_view
+
+# The checkpoint write runs on the driver's connection inside one write transaction: ORM objects
+# (a Run and a Checkpoint loaded, built, flushed and refreshed) cost several times the rows'
+# own writes, and a session takes a checkpoint every few calls.
+_HEAD = (
+    "SELECT r.head_checkpoint_id, r.spent_usd, "
+    "r.input_tokens + r.output_tokens + r.cache_write_tokens + r.cache_read_tokens, "
+    "c.features_json, (SELECT max(seq) FROM event WHERE run_id = r.id) "
+    "FROM run r LEFT JOIN checkpoint c ON c.id = r.head_checkpoint_id WHERE r.id = ?"
+)
+_INSERT = (
+    'INSERT INTO checkpoint (run_id, session_id, parent_id, seq, "commit", reason, handoff_json, '
+    "features_json, commits_json, spent_usd, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_MOVE_HEAD = "UPDATE run SET head_checkpoint_id = ?, updated_at = ? WHERE id = ?"
+_HEAD_COMMIT = 'SELECT c."commit" FROM run r JOIN checkpoint c ON c.id = r.head_checkpoint_id WHERE r.id = ?'
 
 
 def add_checkpoint(
@@ -37,63 +46,95 @@ def add_checkpoint(
     """Record a checkpoint as the run's new head, with its event, in one transaction.
 
     The event holds what `longrun verify` checks the row against: besides the commit and the
-    reason, the spend and tokens at the checkpoint, the feature status it started with and the
-    SHA-256 of its handoff and commit list as stored."""
-    with store.orm(write=True) as db:
-        now = utcnow()
-        run = db.get(Run, run_id)
-        if run is None:
+    reason, the spend and tokens at the checkpoint, the feature status it started with (the
+    parent's, unless `features` is given) and the SHA-256 of its handoff and commit list as
+    stored. The row holds the deltas only: this checkpoint's handoff and the commits since its
+    parent, never what came before."""
+    handoff_json = log.canonical_json(handoff) if handoff is not None else None
+    commits_json = log.canonical_json(commits)
+    with store.raw_writing() as conn:
+        raw = _driver(conn)
+        head = raw.execute(_HEAD, (run_id,)).fetchone()
+        if head is None:
             raise RunNotFound(f"no run with id {run_id!r}")
+        parent_id, spent_usd, tokens, parent_features, last_seq = head
         if features is None:
-            features = _head_features(db, run.head_checkpoint_id)
-        conn = db.connection()
-        seq = log.head_seq(conn, run_id) + 1
-        row = Checkpoint(
-            run_id=run_id,
-            session_id=session_id,
-            parent_id=run.head_checkpoint_id,
-            seq=seq,
-            commit=commit,
-            reason=reason,
-            handoff_json=log.canonical_json(handoff) if handoff is not None else None,
-            features_json=log.canonical_json(features),
-            commits_json=log.canonical_json(commits),
-            spent_usd=run.spent_usd,
-            tokens=run.input_tokens + run.output_tokens + run.cache_write_tokens + run.cache_read_tokens,
-            created_at=now,
-        )
-        db.add(row)
-        db.flush()
-        run.head_checkpoint_id = row.id
-        run.updated_at = now
-        db.add(run)
-        db.flush()
-        log.append(
+            features = json.loads(parent_features) if parent_features else {}
+        else:
+            features = dict(features)  # the view keeps its own, as one read back would
+        features_json = log.canonical_json(features)
+        now = utcnow()
+        stamp = iso(now)
+        seq = (last_seq or 0) + 1
+        checkpoint_id = raw.execute(
+            _INSERT,
+            (
+                run_id,
+                session_id,
+                parent_id,
+                seq,
+                commit,
+                reason,
+                handoff_json,
+                features_json,
+                commits_json,
+                spent_usd,
+                tokens,
+                stamp,
+            ),
+        ).lastrowid
+        raw.execute(_MOVE_HEAD, (checkpoint_id, stamp, run_id))
+        appended = log.append(
             conn,
             run_id,
             "checkpoint",
             {
-                "checkpoint_id": row.id,
+                "checkpoint_id": checkpoint_id,
                 "commit": commit,
                 "reason": reason,
-                "parent_id": row.parent_id,
-                "spent_usd": row.spent_usd,
-                "tokens": row.tokens,
+                "parent_id": parent_id,
+                "spent_usd": spent_usd,
+                "tokens": tokens,
                 "features": features,
-                "handoff_sha256": text_digest(row.handoff_json),
-                "commits_sha256": text_digest(row.commits_json),
+                "handoff_sha256": text_digest(handoff_json),
+                "commits_sha256": text_digest(commits_json),
             },
             session_id=session_id,
             ts=now,
         )
-        return _checkpoint_view(row)
+        # The row took its seq before the event was chained: they are one write, so they agree.
+        assert appended == seq, f"checkpoint {checkpoint_id} took seq {seq}, its event {appended}"
+    return CheckpointView(
+        id=checkpoint_id,
+        run_id=run_id,
+        session_id=session_id,
+        parent_id=parent_id,
+        seq=seq,
+        commit=commit,
+        reason=reason,
+        handoff=json.loads(handoff_json) if handoff_json is not None else None,
+        features=features,
+        commits=json.loads(commits_json),
+        spent_usd=spent_usd,
+        tokens=tokens,
+        created_at=now,
+    )
 
 
-def _head_features(db: Session, head_id: int | None) -> dict[str, str]:
-    if head_id is None:
-        return {}
-    head = db.get(Checkpoint, head_id)
-    return json.loads(head.features_json) if head else {}
+def head_commit(store: Store, run_id: str) -> str | None:
+    """The commit of the run's head checkpoint (None before its first): where the commits a new
+    checkpoint lists begin."""
+    # One statement, so no transaction of its own: the driver runs it in autocommit (the engine's
+    # connections have no implicit BEGIN), which spares SQLAlchemy's begin and commit.
+    with store.translated(), store.engine.connect() as conn:
+        row = _driver(conn).execute(_HEAD_COMMIT, (run_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _driver(conn: Connection) -> Any:
+    raw = conn.connection.driver_connection
+    assert raw is not None, "a connection in a transaction has its driver's connection"
+    return raw
 
 
 def get_checkpoint(store: Store, checkpoint_id: int, run_id: str | None = None) -> CheckpointView:

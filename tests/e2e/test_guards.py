@@ -9,6 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ def test_a_call_that_fits_can_never_cross_a_cap(left, input_bound, max_tokens, p
         assert all(worst <= cap.left for cap in caps)
 
 
+@pytest.mark.timeout(600)  # a guard against a hang, not a measure: eight real sessions on a busy machine
 @settings(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.generate])
 @given(
     cap=st.floats(min_value=0.01, max_value=0.2),
@@ -63,7 +65,10 @@ def test_randomized_scripted_sessions_never_overspend_and_resume_after_a_raise(
     tmp_path_factory, cap, max_tokens, outputs
 ) -> None:
     """Random output per call (the server clamps it to max_tokens, as the API does), random
-    max_tokens and caps; input usage is the server's estimate of the real request size."""
+    max_tokens and caps; input usage is the server's estimate of the real request size.
+
+    A few examples, no deadline: `python -m longrun.bench overshoot` runs the same kind of
+    sessions by the hundred and reports the worst spent/cap."""
     home = tmp_path_factory.mktemp("home")
     store = Store.open(home)
     base = tmp_path_factory.mktemp("spec")
