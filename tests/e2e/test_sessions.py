@@ -103,7 +103,8 @@ def test_a_session_past_its_time_box_is_killed_and_the_next_one_resumes(store: S
             {"text": "Finished."},
         ],
     ]
-    run = create_run_from_file(store, write_spec(script, time_box="10s", wrap_up="5s"))
+    # 30 s: enough for the second session on a loaded machine; the first one's reply takes 60 s.
+    run = create_run_from_file(store, write_spec(script, time_box="30s", wrap_up="5s"))
     first = run_session_now(store, run.id)
     assert first.state == "timed_out"  # killed at its deadline: the slow reply would have ended it
     assert first.pid is not None
