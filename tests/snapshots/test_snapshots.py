@@ -59,8 +59,24 @@ def _steps(*steps: Step) -> Callable[[Pilot[None]], Awaitable[None]]:
             await step(pilot)
         await pilot.app.workers.wait_for_complete()
         await _until(pilot, lambda: _tables_laid_out(pilot))
+        await _settled(pilot)
 
     return run_before
+
+
+async def _settled(pilot: Pilot[None]) -> None:
+    """Wait until the screen renders the same twice across a pause: a late message (a second read
+    landing, a footer refreshing its bindings) on a loaded machine would otherwise be caught
+    half-way."""
+    before = pilot.app.export_screenshot()
+    for _ in range(100):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.05)
+        now = pilot.app.export_screenshot()
+        if now == before and _tables_laid_out(pilot):
+            return
+        before = now
+    raise AssertionError("the dashboard kept changing")
 
 
 def _tables_laid_out(pilot: Pilot[None]) -> bool:
