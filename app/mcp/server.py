@@ -51,7 +51,6 @@ class LongrunMCP(MCPServer[Any]):
 
     def __init__(
         self,
-        store: Store,
         *,
         allow_decisions: bool,
         auth: AuthSettings | None = None,
@@ -64,7 +63,6 @@ class LongrunMCP(MCPServer[Any]):
             auth=auth,
             token_verifier=token_verifier,
         )
-        self.store = store
         self.allow_decisions = allow_decisions
 
     async def call_tool(
@@ -121,7 +119,7 @@ def build_server(
 ) -> LongrunMCP:
     """The server on `store`, its tools and resources registered (`decide` with `allow_decisions`);
     over HTTP, `auth` and `token_verifier` say who is let in."""
-    server = LongrunMCP(store, allow_decisions=allow_decisions, auth=auth, token_verifier=token_verifier)
+    server = LongrunMCP(allow_decisions=allow_decisions, auth=auth, token_verifier=token_verifier)
     _read_tools(server, store)
     _write_tools(server, store)
     if allow_decisions:
