@@ -66,10 +66,11 @@ def record_handoff(store: Store, ref: str, handoff: Handoff, *, by: str | None =
     works in the workspace or the judge settles one that ended."""
     run = runs.get_run(store, ref)
     _workspace_free(store, run)
-    who = _who(by)
-    note = handoff.to_json()
+    # Who left it goes into the checkpoint itself (one transaction); the `handoff` event after it
+    # is for the log's readers, and a crash between the two loses nothing the next session needs.
+    note = handoff.to_json() | {"by": _who(by)}
     checkpoint = take_checkpoint(store, run, None, "handoff", note)
-    log.record(store, run.id, "handoff", note | {"by": who, "checkpoint_id": checkpoint.id})
+    log.record(store, run.id, "handoff", note | {"checkpoint_id": checkpoint.id})
     return checkpoint
 
 

@@ -168,7 +168,11 @@ def _features_section(features: Sequence[FeatureState]) -> str:
 
 def _handoff_section(handoff: dict[str, Any], session_n: int | None) -> str:
     # A handoff with no session was recorded from outside one, for work done by hand.
-    lines = [f"## Handoff from session {session_n}" if session_n else "## Handoff left outside a session"]
+    if session_n:
+        lines = [f"## Handoff from session {session_n}"]
+    else:
+        by = f" (by {handoff['by']})" if handoff.get("by") else ""
+        lines = [f"## Handoff left outside a session{by}"]
     for key in ("done", "next", "blockers"):
         items = handoff.get(key) or []
         if items:

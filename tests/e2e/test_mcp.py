@@ -221,11 +221,11 @@ async def every_tool_on_the_seed(client: Client, home: Path) -> None:
         handoff = {"done": ["ported the models by hand"], "next": ["run the repository tests"], "notes": "n"}
         made = await call(client, "record_handoff", run=RUN_PAUSED, **handoff)
         assert made["reason"] == "handoff" and made["session_id"] is None
-        assert made["handoff"] == {**handoff, "blockers": []}
+        assert made["handoff"] == {**handoff, "blockers": [], "by": BY}
         head = runs.get_run(store, RUN_PAUSED).head_checkpoint_id
         assert head == made["id"] and runs.get_checkpoint(store, head).handoff == made["handoff"]
         [said] = log.read_events(store, RUN_PAUSED, kinds=["handoff"])[-1:]
-        assert said.data == {**made["handoff"], "by": BY, "checkpoint_id": made["id"]}
+        assert said.data == {**made["handoff"], "checkpoint_id": made["id"]}
         assert (
             "## Handoff left outside a session" in (await call(client, "rehydrate", run=RUN_PAUSED))["result"]
         )
@@ -400,7 +400,9 @@ def test_rehydrate_gives_exactly_what_the_next_session_is_told_handoff_included(
             return str((await call(client, "rehydrate", run=run_id))["result"])
 
     told = anyio.run(main)
-    assert "## Handoff left outside a session\nDone:\n- wrote hello.txt by hand" in told
+    assert (
+        "## Handoff left outside a session (by mcp:longrun-tests)\nDone:\n- wrote hello.txt by hand" in told
+    )
     session = json.loads(cli("session", "run", run_id, "--json", check=True).stdout)
     store = Store.open(home, create=False)
     try:
@@ -494,6 +496,7 @@ def test_claude_code_with_longrun_mcp_reads_a_run_and_hands_work_off_into_it(
     assert checkpoints[-1]["reason"] == "handoff" and checkpoints[-1]["handoff"] == {
         **handoff,
         "blockers": [],
+        "by": "mcp:claude-code",
     }
     store = Store.open(home, create=False)
     try:

@@ -45,6 +45,7 @@ def test_a_handoff_checkpoints_the_work_done_by_hand_and_the_next_session_is_tol
         "next": ["judge it"],
         "blockers": [],
         "notes": "mind the newline",
+        "by": "mcp:someone",
     }
     assert runs.get_run(store, run.id).head_checkpoint_id == checkpoint.id
     shown = subprocess.run(
@@ -54,11 +55,14 @@ def test_a_handoff_checkpoints_the_work_done_by_hand_and_the_next_session_is_tol
     kinds = [e.kind for e in log.read_events(store, run.id)]
     assert kinds[-2:] == ["checkpoint", "handoff"]
     said = log.read_events(store, run.id, kinds=["handoff"])[-1].data
-    assert said == {**checkpoint.handoff, "by": "mcp:someone", "checkpoint_id": checkpoint.id}
+    assert said == {**checkpoint.handoff, "checkpoint_id": checkpoint.id}
     assert log.verify_chain(store, run.id).ok
 
     told = next_context(store, runs.get_run(store, run.id))
-    assert "## Handoff left outside a session\nDone:\n- wrote hello.txt\nNext:\n- judge it" in told
+    assert (
+        "## Handoff left outside a session (by mcp:someone)\nDone:\n- wrote hello.txt\nNext:\n- judge it"
+        in told
+    )
     assert "Notes: mind the newline" in told
 
 
