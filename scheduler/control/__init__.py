@@ -5,8 +5,9 @@ Each verb validates against the run's current state and writes in one transactio
 naming who did it; the supervisor picks the new state up at its next tick. `runs` creates runs
 and moves them (start, pause, stop, resume), `limits` raises budgets and resets breakers,
 `approvals` decides what waits for a person, `features` edits and judges the done-condition,
-`history` rewinds, forks and resumes from a checkpoint, and `reads` answers what the dashboard
-asks of git. A new verb goes in the module of its kind and is listed here.
+`history` rewinds, forks and resumes from a checkpoint, `notes` takes a handoff or a progress
+note from outside any session, and `reads` answers what the dashboard asks of git. A new verb goes
+in the module of its kind and is listed here.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ from longrun.scheduler.control.limits import (
     reset_breaker,
     set_budget,
 )
+from longrun.scheduler.control.notes import (
+    Handoff,
+    handoff_of,
+    record_handoff,
+    report_progress,
+)
 from longrun.scheduler.control.reads import (
     EMPTY_TREE,
     checkpoint_diff,
@@ -61,6 +68,7 @@ __all__ = [
     "BREAKER_NAMES",
     "CONTEXT_TOKENS",
     "EMPTY_TREE",
+    "Handoff",
     "RESUMABLE",
     "answer",
     "budget_document",
@@ -74,10 +82,13 @@ __all__ = [
     "features_document_of",
     "features_text",
     "fork",
+    "handoff_of",
     "judge_now",
     "new_run_id",
     "pause",
     "prepare_demo",
+    "record_handoff",
+    "report_progress",
     "reset_breaker",
     "resume",
     "resume_now",

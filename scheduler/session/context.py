@@ -25,6 +25,7 @@ from longrun.store.runs import (
     SessionView,
     VerdictView,
     checkpoint_ancestors,
+    get_checkpoint,
     get_session,
     recent_decisions,
     session_count,
@@ -166,7 +167,12 @@ def _features_section(features: Sequence[FeatureState]) -> str:
 
 
 def _handoff_section(handoff: dict[str, Any], session_n: int | None) -> str:
-    lines = [f"## Handoff from session {session_n or '?'}"]
+    # A handoff with no session was recorded from outside one, for work done by hand.
+    if session_n:
+        lines = [f"## Handoff from session {session_n}"]
+    else:
+        by = f" (by {handoff['by']})" if handoff.get("by") else ""
+        lines = [f"## Handoff left outside a session{by}"]
     for key in ("done", "next", "blockers"):
         items = handoff.get(key) or []
         if items:
@@ -206,11 +212,15 @@ def load_resume_inputs(
     return _inputs(store, run, session.n, session.deadline_at - session.created_at, checkpoint_id)
 
 
-def next_context(store: Store, run: RunView) -> str:
-    """What the run's next session would be told if it started now from the run's head."""
+def next_context(store: Store, run: RunView, checkpoint_id: int | None = None) -> str:
+    """What the run's next session would be told if it started now from `checkpoint_id` (a
+    checkpoint of the run, as a resume from it does), else from the run's head."""
+    if checkpoint_id is not None:
+        get_checkpoint(store, checkpoint_id, run.id)  # one of this run's, or a one-line error
     time_box = parse_duration(run.spec.get("session", {}).get("time_box", "5h"))
     n = session_count(store, run.id) + 1
-    return build_resume_context(_inputs(store, run, n, time_box, run.head_checkpoint_id))
+    start = checkpoint_id if checkpoint_id is not None else run.head_checkpoint_id
+    return build_resume_context(_inputs(store, run, n, time_box, start))
 
 
 def _inputs(
