@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -72,15 +73,7 @@ def make_engine(path: Path | str, *, read_only: bool = False, immutable: bool = 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        if read_only:
-            cur.execute("PRAGMA query_only=ON")
-        else:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
+        _set_pragmas(dbapi_conn, read_only=read_only)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -88,6 +81,20 @@ def make_engine(path: Path | str, *, read_only: bool = False, immutable: bool = 
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _set_pragmas(conn: sqlite3.Connection, *, read_only: bool) -> None:
+    """What every connection to a store runs first: WAL and a full sync on every commit (or
+    query-only), the busy timeout, foreign keys."""
+    cur = conn.cursor()
+    if read_only:
+        cur.execute("PRAGMA query_only=ON")
+    else:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
 
 
 _KINDS: tuple[tuple[str, type[StoreError], str], ...] = (
@@ -143,6 +150,10 @@ class Store:
     read_only: str | None = None
     schema: int = models.SCHEMA_VERSION
     anchor_writer: anchors.AnchorWriter = field(init=False, repr=False)
+
+    _hot: threading.local = field(init=False, repr=False, default_factory=threading.local)
+    _hot_all: list[sqlite3.Connection] = field(init=False, repr=False, default_factory=list)
+    _hot_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.anchor_writer = anchors.AnchorWriter(self.home)
@@ -332,6 +343,39 @@ class Store:
             self._anchor(conn)
 
     @contextmanager
+    def hot(self) -> Iterator[tuple[sqlite3.Connection, dict[str, tuple[int, str]]]]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT) on this thread's own sqlite3
+        connection, kept open for the store's life, for the hottest path (one event appended):
+        no pool, no SQLAlchemy transaction. Yields the connection and a dict of the heads it
+        moved (run id → events, hash), which are anchored once it has committed."""
+        self._refuse_writes()
+        heads: dict[str, tuple[int, str]] = {}
+        with self.translated():
+            raw = self._hot_connection()
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield raw, heads
+                raw.execute("COMMIT")
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+        if heads:
+            self.anchor_writer.record(heads)
+
+    def _hot_connection(self) -> sqlite3.Connection:
+        raw: sqlite3.Connection | None = getattr(self._hot, "connection", None)
+        if raw is None:
+            raw = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            _set_pragmas(raw, read_only=False)
+            self._hot.connection = raw
+            with self._hot_lock:
+                self._hot_all.append(raw)
+        return raw
+
+    @contextmanager
     def reading(self) -> Iterator[Connection]:
         """One read transaction: a consistent snapshot across its statements."""
         with self.translated(), self.engine.connect() as conn:
@@ -357,6 +401,11 @@ class Store:
             self.anchor_writer.record(heads)
 
     def close(self) -> None:
+        with self._hot_lock:
+            for raw in self._hot_all:
+                raw.close()
+            self._hot_all.clear()
+        self._hot = threading.local()
         self.engine.dispose()
         self.anchor_writer.close()
 
