@@ -321,28 +321,6 @@ class Store:
             self._anchor(conn)
 
     @contextmanager
-    def raw_writing(self) -> Iterator[Connection]:
-        """`writing` for a hot path whose statements all go to the driver's connection
-        (`conn.connection.driver_connection`, and `log.append`): the same BEGIN IMMEDIATE … COMMIT
-        and anchoring, issued on the driver, without SQLAlchemy's transaction, whose events and
-        bookkeeping cost more than a small write's own statements. Nothing inside may execute
-        through SQLAlchemy (that would begin a second transaction)."""
-        self._refuse_writes()
-        with self.translated(), self.engine.connect() as conn:
-            conn.info.pop(anchors.PENDING, None)
-            raw = conn.connection.driver_connection
-            assert raw is not None, "a connection checked out has its driver's connection"
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                raw.execute("COMMIT")
-            except BaseException:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raise
-            self._anchor(conn)
-
-    @contextmanager
     def hot(self) -> Iterator[tuple[sqlite3.Connection, dict[str, tuple[int, str]]]]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT) on this thread's own sqlite3
         connection, kept open for the store's life, for the hottest path (one event appended):
@@ -351,7 +329,7 @@ class Store:
         self._refuse_writes()
         heads: dict[str, tuple[int, str]] = {}
         with self.translated():
-            raw = self._hot_connection()
+            raw = self.hot_connection()
             raw.execute("BEGIN IMMEDIATE")
             try:
                 yield raw, heads
@@ -363,7 +341,9 @@ class Store:
         if heads:
             self.anchor_writer.record(heads)
 
-    def _hot_connection(self) -> sqlite3.Connection:
+    def hot_connection(self) -> sqlite3.Connection:
+        """This thread's own sqlite3 connection to the store (see `hot`); a single statement run
+        on it outside `hot` runs in autocommit."""
         raw: sqlite3.Connection | None = getattr(self._hot, "connection", None)
         if raw is None:
             raw = sqlite3.connect(

@@ -100,14 +100,14 @@ def append_many(
     Returns the seq of the last one. The caller's transaction must be a write transaction
     (`Store.writing`), which holds the write lock, so two processes can never take the same seq.
     """
-    last = _append_raw(_driver(conn), run_id, items)
+    last = append_raw(_driver(conn), run_id, items)
     if last is None:
         return head_seq(conn, run_id)
     conn.info.setdefault(anchors.PENDING, {})[run_id] = last
     return last[0]
 
 
-def _append_raw(
+def append_raw(
     raw: Any, run_id: str, items: Sequence[tuple[str, dict[str, Any], int | None, datetime | None]]
 ) -> tuple[int, str] | None:
     """The statements of an append, on a driver's connection inside its write transaction: the
@@ -169,7 +169,7 @@ def record(
     store's hot connection (`Store.hot`): SQLAlchemy's connection and transaction would cost
     more than the event's own statements."""
     with store.hot() as (raw, heads):
-        last = _append_raw(raw, run_id, [(kind, data or {}, session_id, None)])
+        last = append_raw(raw, run_id, [(kind, data or {}, session_id, None)])
         assert last is not None, "one event was given"
         heads[run_id] = last
     return last[0]
