@@ -194,7 +194,7 @@ def measure(root: Path, small: int, large: int, hours: float, repeat: int) -> di
         },
         "targets": {"build_s": TARGET_S, "peak_rss_mb": TARGET_MB},
         "met": met,
-        "all_met": all(met.values()),
+        "meets_targets": all(met.values()),
         "repeat": repeat,
         "load_avg_1m": {"before": load_before, "after": load_after},
         **versions(),

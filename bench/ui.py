@@ -243,7 +243,7 @@ def measure(
         },
         "targets": {"launch_s": TARGET_LAUNCH_S, "open_run_s": TARGET_OPEN_S},
         "met": met,
-        "all_met": all(met.values()),
+        "meets_targets": all(met.values()),
         "launches": launches,
         "repeat": repeat,
         **versions(),

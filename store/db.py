@@ -8,17 +8,18 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
-from longrun.store import anchors, models
+from longrun.store import anchors, migrations, models
 from longrun.store.errors import (
     StoreBusy,
     StoreConflict,
@@ -29,113 +30,8 @@ from longrun.store.errors import (
 )
 
 DB_NAME = "longrun.db"
+BACKUPS_DIR = "backups"
 BUSY_TIMEOUT_MS = 15_000
-
-
-def _refuse(name: str, when: str, event_: str, message: str) -> tuple[str, str]:
-    condition = f" WHEN {when}" if when else ""
-    return name, (
-        f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {event_}{condition} "
-        "BEGIN SELECT RAISE(ABORT, '" + message.replace("'", "''") + "'); END"
-    )
-
-
-def _changed(*columns: str) -> str:
-    return " OR ".join(f'NEW."{c}" IS NOT OLD."{c}"' for c in columns)
-
-
-def _lowered(*columns: str) -> str:
-    return " OR ".join(f'NEW."{c}" < OLD."{c}"' for c in columns)
-
-
-_TOTALS = ("spent_usd", "input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
-
-GUARDS: tuple[tuple[str, str], ...] = (
-    _refuse(
-        "event_append_only_update", "", "UPDATE ON event", "the event log is append-only: UPDATE refused"
-    ),
-    _refuse(
-        "event_append_only_delete", "", "DELETE ON event", "the event log is append-only: DELETE refused"
-    ),
-    _refuse(
-        "chain_head_forward_only",
-        f"{_changed('run_id', 'exact_from')} OR NEW.events < OLD.events "
-        "OR (NEW.events = OLD.events AND NEW.hash IS NOT OLD.hash)",
-        "UPDATE ON chain_head",
-        "a chain head only moves forward: UPDATE refused",
-    ),
-    _refuse("chain_head_kept", "", "DELETE ON chain_head", "a chain head is never deleted: DELETE refused"),
-    _refuse(
-        "run_fixed",
-        f"{_changed('id', 'name', 'goal', 'workspace', 'branch', 'spec_path', 'parent_run_id', 'created_at')}"
-        f" OR {_lowered(*_TOTALS)}",
-        "UPDATE ON run",
-        "a run keeps its identity and its spend only grows: UPDATE refused",
-    ),
-    _refuse("run_kept", "", "DELETE ON run", "a run is never deleted: DELETE refused"),
-    _refuse(
-        "session_fixed",
-        f"{_changed('id', 'run_id', 'n', 'created_at', 'deadline_at', 'wrap_up_at', 'from_checkpoint_id')}"
-        f" OR (OLD.ended_at IS NOT NULL AND ({_changed('state', 'ended_at', 'end_reason')}))"
-        f" OR {_lowered(*_TOTALS)}",
-        "UPDATE ON session",
-        "a session keeps its time box and its end once recorded: UPDATE refused",
-    ),
-    _refuse("session_kept", "", "DELETE ON session", "a session is never deleted: DELETE refused"),
-    _refuse(
-        "checkpoint_fixed",
-        _changed(
-            "id",
-            "run_id",
-            "session_id",
-            "parent_id",
-            "seq",
-            "commit",
-            "reason",
-            "handoff_json",
-            "commits_json",
-            "spent_usd",
-            "tokens",
-            "created_at",
-        ),
-        "UPDATE ON checkpoint",
-        "a checkpoint changes only its feature status: UPDATE refused",
-    ),
-    _refuse("checkpoint_kept", "", "DELETE ON checkpoint", "a checkpoint is never deleted: DELETE refused"),
-    _refuse("verdict_fixed", "", "UPDATE ON verdict", "a verdict is never changed: UPDATE refused"),
-    _refuse("verdict_kept", "", "DELETE ON verdict", "a verdict is never deleted: DELETE refused"),
-    _refuse(
-        "approval_fixed",
-        f"OLD.state IS NOT 'pending' OR "
-        f"{_changed('id', 'run_id', 'session_id', 'kind', 'request_json', 'requested_at', 'expires_at')}",
-        "UPDATE ON approval",
-        "an approval is decided once and its request never changes: UPDATE refused",
-    ),
-    _refuse("approval_kept", "", "DELETE ON approval", "an approval is never deleted: DELETE refused"),
-    _refuse(
-        "conversation_fixed",
-        f"{_changed('id', 'run_id', 'session_id', 'checkpoint_id', 'reason', 'messages_json', 'created_at')}"
-        " OR (OLD.resumed_by IS NOT NULL AND NEW.resumed_by IS NOT OLD.resumed_by)",
-        "UPDATE ON conversation",
-        "a kept conversation never changes: UPDATE refused",
-    ),
-    _refuse(
-        "conversation_kept",
-        "",
-        "DELETE ON conversation",
-        "a kept conversation is never deleted: DELETE refused",
-    ),
-    _refuse(
-        "spend_day_forward_only",
-        f"{_changed('run_id', 'day')} OR {_lowered(*_TOTALS)}",
-        "UPDATE ON spend_day",
-        "a day's spend only grows: UPDATE refused",
-    ),
-    _refuse("spend_day_kept", "", "DELETE ON spend_day", "a day's spend is never deleted: DELETE refused"),
-)
-"""The triggers that refuse every UPDATE and DELETE no code path makes, by name. Someone with
-the file can drop them; `longrun verify` says so, and the rows they guard are checked against
-the log anyway."""
 
 
 def default_home() -> Path:
@@ -177,15 +73,7 @@ def make_engine(path: Path | str, *, read_only: bool = False, immutable: bool = 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        if read_only:
-            cur.execute("PRAGMA query_only=ON")
-        else:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
+        _set_pragmas(dbapi_conn, read_only=read_only)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -193,6 +81,20 @@ def make_engine(path: Path | str, *, read_only: bool = False, immutable: bool = 
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _set_pragmas(conn: sqlite3.Connection, *, read_only: bool) -> None:
+    """What every connection to a store runs first: WAL and a full sync on every commit (or
+    query-only), the busy timeout, foreign keys."""
+    cur = conn.cursor()
+    if read_only:
+        cur.execute("PRAGMA query_only=ON")
+    else:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
 
 
 _KINDS: tuple[tuple[str, type[StoreError], str], ...] = (
@@ -248,6 +150,10 @@ class Store:
     read_only: str | None = None
     schema: int = models.SCHEMA_VERSION
     anchor_writer: anchors.AnchorWriter = field(init=False, repr=False)
+
+    _hot: threading.local = field(init=False, repr=False, default_factory=threading.local)
+    _hot_all: list[sqlite3.Connection] = field(init=False, repr=False, default_factory=list)
+    _hot_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.anchor_writer = anchors.AnchorWriter(self.home)
@@ -327,6 +233,12 @@ class Store:
             f"to {models.SCHEMA_VERSION}): upgrade longrun to open it"
         )
 
+    def _older(self, found: int) -> StoreVersionError:
+        return StoreVersionError(
+            f"{self.path}: at schema {found}, and this longrun needs {models.SCHEMA_VERSION}: "
+            "run `longrun init --upgrade` to bring it up to date (it backs the store up first)"
+        )
+
     def _check_and_init(self) -> None:
         with self.translated("cannot open the store"):
             found = self._found_version()
@@ -334,9 +246,54 @@ class Store:
                 raise self._newer(found)
             if found == models.SCHEMA_VERSION:
                 return
+            if found > 0:
+                raise self._older(found)
             with self.engine.connect().execution_options(longrun_write=True) as conn, conn.begin():
-                heads = migrate(conn)
-        self.anchor_writer.record(heads)
+                if _schema_version(conn) == 0:  # not made by another process while this one waited
+                    migrations.upgrade(conn, 0)
+
+    @classmethod
+    def upgrade(cls, home: Path | str | None = None) -> tuple[int, int, Path | None]:
+        """Bring the store in `home` up to this longrun's schema, after a copy of it is kept in
+        `backups/` beside it; returns (the version it was at, the version it is at, the copy).
+
+        Every revision it lacks runs in one write transaction, so a failure leaves it as it was.
+        A store already up to date is left alone; a newer one is refused.
+        """
+        home_path = Path(home).expanduser() if home is not None else default_home()
+        db = home_path / DB_NAME
+        if not db.exists():
+            raise StoreError(f"{home_path}: no longrun store here (run `longrun init` first)")
+        why = read_only_reason(home_path, db)
+        if why is not None:
+            raise StoreReadOnly(f"{home_path}: the store is read-only ({why}): it cannot be upgraded")
+        store = cls(home=home_path, engine=make_engine(db))
+        try:
+            with store.translated("cannot upgrade the store"):
+                found = store._found_version()
+                if found > models.SCHEMA_VERSION:
+                    raise store._newer(found)
+                if found == models.SCHEMA_VERSION:
+                    return found, found, None
+                backup = store._back_up(found)
+                with store.engine.connect().execution_options(longrun_write=True) as conn, conn.begin():
+                    found_now = _schema_version(conn)
+                    migrations.upgrade(conn, found_now)
+                    rows = conn.exec_driver_sql("SELECT run_id, events, hash FROM chain_head").all()
+            store.anchor_writer.record({r[0]: (int(r[1]), r[2]) for r in rows})
+            return found, models.SCHEMA_VERSION, backup
+        finally:
+            store.close()
+
+    def _back_up(self, version: int) -> Path:
+        """A whole copy of the store, made with SQLite's online backup, in `backups/`."""
+        folder = self.home / BACKUPS_DIR
+        folder.mkdir(exist_ok=True)
+        stamp = models.utcnow().strftime("%Y%m%dT%H%M%SZ")
+        target = folder / f"longrun-schema{version}-{stamp}.db"
+        with closing(sqlite3.connect(self.path)) as source, closing(sqlite3.connect(target)) as copy:
+            source.backup(copy)
+        return target
 
     def _refuse_writes(self) -> None:
         if self.read_only is not None:
@@ -364,26 +321,39 @@ class Store:
             self._anchor(conn)
 
     @contextmanager
-    def raw_writing(self) -> Iterator[Connection]:
-        """`writing` for a hot path whose statements all go to the driver's connection
-        (`conn.connection.driver_connection`, and `log.append`): the same BEGIN IMMEDIATE … COMMIT
-        and anchoring, issued on the driver, without SQLAlchemy's transaction, whose events and
-        bookkeeping cost more than a small write's own statements. Nothing inside may execute
-        through SQLAlchemy (that would begin a second transaction)."""
+    def hot(self) -> Iterator[tuple[sqlite3.Connection, dict[str, tuple[int, str]]]]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT) on this thread's own sqlite3
+        connection, kept open for the store's life, for the hottest path (one event appended):
+        no pool, no SQLAlchemy transaction. Yields the connection and a dict of the heads it
+        moved (run id → events, hash), which are anchored once it has committed."""
         self._refuse_writes()
-        with self.translated(), self.engine.connect() as conn:
-            conn.info.pop(anchors.PENDING, None)
-            raw = conn.connection.driver_connection
-            assert raw is not None, "a connection checked out has its driver's connection"
+        heads: dict[str, tuple[int, str]] = {}
+        with self.translated():
+            raw = self.hot_connection()
             raw.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                yield raw, heads
                 raw.execute("COMMIT")
             except BaseException:
                 if raw.in_transaction:
                     raw.execute("ROLLBACK")
                 raise
-            self._anchor(conn)
+        if heads:
+            self.anchor_writer.record(heads)
+
+    def hot_connection(self) -> sqlite3.Connection:
+        """This thread's own sqlite3 connection to the store (see `hot`); a single statement run
+        on it outside `hot` runs in autocommit."""
+        raw: sqlite3.Connection | None = getattr(self._hot, "connection", None)
+        if raw is None:
+            raw = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            _set_pragmas(raw, read_only=False)
+            self._hot.connection = raw
+            with self._hot_lock:
+                self._hot_all.append(raw)
+        return raw
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -411,6 +381,11 @@ class Store:
             self.anchor_writer.record(heads)
 
     def close(self) -> None:
+        with self._hot_lock:
+            for raw in self._hot_all:
+                raw.close()
+            self._hot_all.clear()
+        self._hot = threading.local()
         self.engine.dispose()
         self.anchor_writer.close()
 
@@ -421,29 +396,3 @@ def _schema_version(conn: Connection) -> int:
         return 0
     row = conn.exec_driver_sql("SELECT value FROM meta WHERE key='schema_version'").first()
     return int(row[0]) if row else 0
-
-
-def migrate(conn: Connection) -> dict[str, tuple[int, str]]:
-    """Bring the schema up to `SCHEMA_VERSION` in the caller's write transaction (a no-op when it
-    is there already); returns the heads to anchor.
-
-    Missing tables are created (2: conversation; 3: chain_head), the guard triggers are made,
-    and each run's head is taken from its log as it stands; `exact_from` marks where rows begin
-    to carry their event's time exactly.
-    """
-    if _schema_version(conn) >= models.SCHEMA_VERSION:
-        return {}  # another process brought it up while this one waited for the lock
-    SQLModel.metadata.create_all(conn)
-    for _name, trigger in GUARDS:
-        conn.exec_driver_sql(trigger)
-    conn.exec_driver_sql(
-        "INSERT OR IGNORE INTO chain_head (run_id, events, hash, exact_from) "
-        "SELECT e.run_id, e.seq, e.hash, e.seq + 1 FROM (SELECT run_id, max(seq) AS seq FROM event "
-        "GROUP BY run_id) h JOIN event e ON e.run_id = h.run_id AND e.seq = h.seq"
-    )
-    conn.execute(
-        text("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', :v)"),
-        {"v": str(models.SCHEMA_VERSION)},
-    )
-    rows = conn.exec_driver_sql("SELECT run_id, events, hash FROM chain_head").all()
-    return {r[0]: (int(r[1]), r[2]) for r in rows}

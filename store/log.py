@@ -100,20 +100,31 @@ def append_many(
     Returns the seq of the last one. The caller's transaction must be a write transaction
     (`Store.writing`), which holds the write lock, so two processes can never take the same seq.
     """
-    raw = _driver(conn)
+    last = append_raw(_driver(conn), run_id, items)
+    if last is None:
+        return head_seq(conn, run_id)
+    conn.info.setdefault(anchors.PENDING, {})[run_id] = last
+    return last[0]
+
+
+def append_raw(
+    raw: Any, run_id: str, items: Sequence[tuple[str, dict[str, Any], int | None, datetime | None]]
+) -> tuple[int, str] | None:
+    """The statements of an append, on a driver's connection inside its write transaction: the
+    head looked up, the rows chained and inserted, the head moved. Returns the new head (None
+    when there was nothing to append)."""
     head = raw.execute(_RAW_HEAD, (run_id,)).fetchone()
     seq, prev = (head[0], head[1]) if head else (0, GENESIS)
     rows = chain_rows(run_id, seq, prev, items)
     if not rows:
-        return seq
+        return None
     if len(rows) == 1:
         raw.execute(_RAW_INSERT, rows[0])
     else:
         raw.executemany(_RAW_INSERT, rows)
     last = rows[-1]
     raw.execute(_RAW_MOVE_HEAD, (run_id, last["seq"], last["hash"], rows[0]["seq"]))
-    conn.info.setdefault(anchors.PENDING, {})[run_id] = (last["seq"], last["hash"])
-    return int(last["seq"])
+    return int(last["seq"]), str(last["hash"])
 
 
 def chain_rows(
@@ -154,9 +165,14 @@ def record(
     *,
     session_id: int | None = None,
 ) -> int:
-    """Append one event in a transaction of its own (committed before this returns)."""
-    with store.writing() as conn:
-        return append(conn, run_id, kind, data, session_id=session_id)
+    """Append one event in a transaction of its own (committed before this returns), on the
+    store's hot connection (`Store.hot`): SQLAlchemy's connection and transaction would cost
+    more than the event's own statements."""
+    with store.hot() as (raw, heads):
+        last = append_raw(raw, run_id, [(kind, data or {}, session_id, None)])
+        assert last is not None, "one event was given"
+        heads[run_id] = last
+    return last[0]
 
 
 def head_seq(conn: Connection, run_id: str) -> int:

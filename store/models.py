@@ -19,8 +19,8 @@ SCHEMA_VERSION = 3
 """Bumped whenever a table changes; a store with a newer version is refused, never guessed at.
 
 2 added the conversation table; 3 added `chain_head` (each run's head, kept with every append)
-and the triggers that refuse the edits no code path makes. An older store is brought up to date
-when it is opened writable (`db.migrate`)."""
+and the triggers that refuse the edits no code path makes. Each version is an Alembic revision in
+`store/migrations`; an older store is brought up to date by `longrun init --upgrade` only."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):

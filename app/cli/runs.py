@@ -21,8 +21,21 @@ from longrun.store.errors import SpecError
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    if args.upgrade:
+        return _upgrade(args)
     store = open_store(args)
     print(f"store ready: {store.path}")
+    return 0
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from longrun.store.db import Store
+
+    was, now, backup = Store.upgrade(args.home)
+    if backup is None:
+        print(f"the store is at schema {now}, this longrun's: nothing to upgrade")
+    else:
+        print(f"store upgraded from schema {was} to {now}; the store as it was is kept at {backup}")
     return 0
 
 
@@ -188,7 +201,13 @@ def cmd_run_verb(args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    commands.add("init", cmd_init, "create the store")
+    p = commands.add("init", cmd_init, "create the store, or bring an older one up to date")
+    p.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="bring a store made by an older longrun up to this one's schema, after keeping a copy "
+        "of it in backups/",
+    )
     json_flag = commands.json_flag
     spec = commands.group("spec", "check a spec file")
     p = commands.add(

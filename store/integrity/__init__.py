@@ -27,7 +27,8 @@ import math
 from collections.abc import Iterable
 
 from longrun.store import anchors, log
-from longrun.store.db import GUARDS, Store
+from longrun.store.db import Store
+from longrun.store.guards import GUARDS
 from longrun.store.integrity.heads import Anchor, check_head_and_anchor
 from longrun.store.integrity.report import Break, BreakKind, FieldChange, RunAudit, StoreAudit, lines
 from longrun.store.integrity.rows import Rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from longrun.store import log
@@ -52,8 +52,7 @@ def add_checkpoint(
     parent, never what came before."""
     handoff_json = log.canonical_json(handoff) if handoff is not None else None
     commits_json = log.canonical_json(commits)
-    with store.raw_writing() as conn:
-        raw = _driver(conn)
+    with store.hot() as (raw, heads):
         head = raw.execute(_HEAD, (run_id,)).fetchone()
         if head is None:
             raise RunNotFound(f"no run with id {run_id!r}")
@@ -83,27 +82,34 @@ def add_checkpoint(
                 stamp,
             ),
         ).lastrowid
+        assert checkpoint_id is not None, "an INSERT gives its row's id"
         raw.execute(_MOVE_HEAD, (checkpoint_id, stamp, run_id))
-        appended = log.append(
-            conn,
+        appended = log.append_raw(
+            raw,
             run_id,
-            "checkpoint",
-            {
-                "checkpoint_id": checkpoint_id,
-                "commit": commit,
-                "reason": reason,
-                "parent_id": parent_id,
-                "spent_usd": spent_usd,
-                "tokens": tokens,
-                "features": features,
-                "handoff_sha256": text_digest(handoff_json),
-                "commits_sha256": text_digest(commits_json),
-            },
-            session_id=session_id,
-            ts=now,
+            [
+                (
+                    "checkpoint",
+                    {
+                        "checkpoint_id": checkpoint_id,
+                        "commit": commit,
+                        "reason": reason,
+                        "parent_id": parent_id,
+                        "spent_usd": spent_usd,
+                        "tokens": tokens,
+                        "features": features,
+                        "handoff_sha256": text_digest(handoff_json),
+                        "commits_sha256": text_digest(commits_json),
+                    },
+                    session_id,
+                    now,
+                )
+            ],
         )
+        assert appended is not None, "one event was given"
+        heads[run_id] = appended
         # The row took its seq before the event was chained: they are one write, so they agree.
-        assert appended == seq, f"checkpoint {checkpoint_id} took seq {seq}, its event {appended}"
+        assert appended[0] == seq, f"checkpoint {checkpoint_id} took seq {seq}, its event {appended[0]}"
     return CheckpointView(
         id=checkpoint_id,
         run_id=run_id,
@@ -124,17 +130,10 @@ def add_checkpoint(
 def head_commit(store: Store, run_id: str) -> str | None:
     """The commit of the run's head checkpoint (None before its first): where the commits a new
     checkpoint lists begin."""
-    # One statement, so no transaction of its own: the driver runs it in autocommit (the engine's
-    # connections have no implicit BEGIN), which spares SQLAlchemy's begin and commit.
-    with store.translated(), store.engine.connect() as conn:
-        row = _driver(conn).execute(_HEAD_COMMIT, (run_id,)).fetchone()
+    # One statement, so no transaction of its own: it runs in autocommit on the hot connection.
+    with store.translated():
+        row = store.hot_connection().execute(_HEAD_COMMIT, (run_id,)).fetchone()
     return row[0] if row else None
-
-
-def _driver(conn: Connection) -> Any:
-    raw = conn.connection.driver_connection
-    assert raw is not None, "a connection in a transaction has its driver's connection"
-    return raw
 
 
 def get_checkpoint(store: Store, checkpoint_id: int, run_id: str | None = None) -> CheckpointView:

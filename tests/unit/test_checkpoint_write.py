@@ -1,4 +1,4 @@
-"""The checkpoint write (`runs.add_checkpoint` on `Store.raw_writing`): one transaction that
+"""The checkpoint write (`runs.add_checkpoint` on `Store.hot`): one transaction that
 records the row, moves the run's head and chains the event, or leaves nothing at all."""
 
 from __future__ import annotations
@@ -83,15 +83,13 @@ def test_a_checkpoint_that_fails_leaves_nothing_behind(store: Store) -> None:
         "VALUES ('r1', 1, '', '', '', '', '')"
     )
     with pytest.raises(StoreConflict):
-        with store.raw_writing() as conn:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            log.append(conn, "r1", "note", {"text": "never kept"})
+        with store.hot() as (raw, _heads):
+            log.append_raw(raw, "r1", [("note", {"text": "never kept"}, None, None)])
             raw.execute(taken)
     assert _counts(store) == before
     assert runs.get_run(store, "r1").head_checkpoint_id is None
     assert verify_store(store).ok
-    # The connection went back to the pool with no transaction open: the next write goes through.
+    # The hot connection was left with no transaction open: the next write goes through.
     runs.add_checkpoint(
         store, run_id="r1", session_id=None, commit="a" * 40, reason="x", handoff=None, commits=[]
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -27,8 +29,9 @@ from seed import APPROVAL_DECIDED, APPROVAL_PUSH, CP_HEAD, RUN_ACTIVE, RUN_DONE,
 from longrun.scheduler.control.limits import set_budget
 from longrun.scheduler.spec.run import RunSpec
 from longrun.store import anchors, integrity, log, runs
-from longrun.store.db import GUARDS, Store
-from longrun.store.errors import StoreConflict
+from longrun.store.db import Store
+from longrun.store.errors import StoreConflict, StoreVersionError
+from longrun.store.guards import GUARDS
 from longrun.store.integrity import BreakKind
 from longrun.store.models import SCHEMA_VERSION, SessionState
 from longrun.store.runs import VerdictView
@@ -583,12 +586,72 @@ def _as_schema_2(home: Path) -> None:
             if name.startswith("event_"):
                 db.execute(sql)
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        db.execute("DROP TABLE alembic_version")  # made before the history was kept in Alembic
         db.execute("COMMIT")
     shutil.rmtree(home / anchors.ANCHORS_DIR)
 
 
+def _as_schema_1(home: Path) -> None:
+    """Schema 2 less the conversation table, which schema 1 did not have."""
+    _as_schema_2(home)
+    with closing(sqlite3.connect(home / "longrun.db", isolation_level=None)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DROP TABLE conversation")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        db.execute("COMMIT")
+
+
+def _schema_of(db_path: Path) -> str:
+    with closing(sqlite3.connect(db_path)) as db:
+        return str(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+
+def test_an_older_store_is_not_opened_until_it_is_upgraded(copied: Path) -> None:
+    _as_schema_2(copied)
+    with pytest.raises(
+        StoreVersionError, match=r"at schema 2, and this longrun needs 3: run `longrun init --upgrade`"
+    ):
+        Store.open(copied)
+    proc = _cli(copied, "run", "list")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"longrun: error: {copied / 'longrun.db'}: at schema 2, and this longrun needs 3: run `longrun init "
+        "--upgrade` to bring it up to date (it backs the store up first)"
+    ]
+    assert _schema_of(copied / "longrun.db") == "2"  # opening it changed nothing
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "longrun.app.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("older", [_as_schema_1, _as_schema_2], ids=["schema-1", "schema-2"])
+def test_init_upgrade_keeps_a_copy_then_brings_an_older_store_to_schema_3(copied: Path, older: Any) -> None:
+    older(copied)
+    was = _schema_of(copied / "longrun.db")
+    proc = _cli(copied, "init", "--upgrade")
+    assert proc.returncode == 0, proc.stderr
+    [backup] = (copied / "backups").iterdir()
+    assert (
+        proc.stdout.strip()
+        == f"store upgraded from schema {was} to 3; the store as it was is kept at {backup}"
+    )
+    assert _schema_of(backup) == was
+    assert tampering.query(copied, "SELECT version_num FROM alembic_version") == [("0003",)]
+    again = _cli(copied, "init", "--upgrade")
+    assert again.stdout.strip() == "the store is at schema 3, this longrun's: nothing to upgrade"
+    assert len(list((copied / "backups").iterdir())) == 1
+    assert _cli(copied, "verify").returncode == 0
+
+
 def test_an_older_store_is_brought_up_to_schema_3_and_verifies(copied: Path) -> None:
     _as_schema_2(copied)
+    Store.upgrade(copied)
     store = Store.open(copied)
     try:
         assert store.schema == SCHEMA_VERSION == 3

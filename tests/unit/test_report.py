@@ -600,7 +600,7 @@ def test_benchmark_reports_time_and_memory_against_a_baseline() -> None:
         assert figures_["html_bytes"] > 4_000_000
     assert result["targets"] == {"build_s": 10.0, "peak_rss_mb": 500.0}
     assert result["met"] == {"build": result["build_s"] < 10.0, "memory": result["peak_rss_mb"] < 500.0}
-    assert result["all_met"] is all(result["met"].values())
+    assert result["meets_targets"] is all(result["met"].values())
     assert set(result["load_avg_1m"]) == {"before", "after"}
 
 

@@ -1,0 +1,1 @@
+"""The revisions, one a schema version; Alembic reads them from this folder."""
