@@ -41,11 +41,14 @@ def preload() -> list[str]:
     return loaded
 
 
-def _child(session_id: int, log_path: str) -> None:
-    """In the forked child: become the session's own process group, then run the session."""
+def _child(session_id: int, log_path: str, grouped: int) -> None:
+    """In the forked child: become the session's own process group (and say so on `grouped`),
+    then run the session."""
     code = 1
     try:
         os.setsid()
+        os.write(grouped, b"g")
+        os.close(grouped)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # its own children's exit codes matter
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -83,12 +86,21 @@ def serve() -> int:
         if len(words) != 2 or not words[0].isdigit():
             print(f"error: expected SESSION_ID LOG_PATH, got {line.strip()!r}", flush=True)
             continue
+        # The pid is answered only once the child leads its own group (or is gone): a supervisor
+        # that signals the group at once must reach the session, never this starter's group.
+        grouped, told = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:
+            os.close(grouped)
+            os.close(told)
             print(f"error: cannot fork: {exc.strerror}", flush=True)
             continue
         if pid == 0:
-            _child(int(words[0]), words[1].strip())
+            os.close(grouped)
+            _child(int(words[0]), words[1].strip(), told)
+        os.close(told)
+        os.read(grouped, 1)  # b"" when the child died before it said so
+        os.close(grouped)
         print(pid, flush=True)
     return 0
