@@ -23,6 +23,7 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> No
         assert needle in lines[0], lines[0]
 
 
+@pytest.mark.timeout(360)  # the whole demo: five sessions and their judging, on a loaded machine
 def test_demo_runs_to_the_end_and_its_run_shows_sessions_checkpoints_and_a_whole_chain(cli) -> None:
     proc = cli("demo", "--headless", "--auto-approve", "--timeout", "240", timeout=300)
     assert proc.returncode == 0, proc.stderr
