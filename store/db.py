@@ -9,6 +9,7 @@ import errno
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -83,6 +84,10 @@ def make_engine(path: Path | str, *, read_only: bool = False, immutable: bool = 
     return engine
 
 
+class _HotConnection(sqlite3.Connection):
+    """A sqlite3 connection that a weak set can hold (the base class takes no weak references)."""
+
+
 def _set_pragmas(conn: sqlite3.Connection, *, read_only: bool) -> None:
     """What every connection to a store runs first: WAL and a full sync on every commit (or
     query-only), the busy timeout, foreign keys."""
@@ -152,7 +157,11 @@ class Store:
     anchor_writer: anchors.AnchorWriter = field(init=False, repr=False)
 
     _hot: threading.local = field(init=False, repr=False, default_factory=threading.local)
-    _hot_all: list[sqlite3.Connection] = field(init=False, repr=False, default_factory=list)
+    _hot_all: weakref.WeakSet[sqlite3.Connection] = field(
+        init=False, repr=False, default_factory=weakref.WeakSet
+    )
+    """Every thread's hot connection, to close with the store; one whose thread has ended is
+    dropped with the thread's locals, and closes as it goes."""
     _hot_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -347,12 +356,16 @@ class Store:
         raw: sqlite3.Connection | None = getattr(self._hot, "connection", None)
         if raw is None:
             raw = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_HotConnection,
             )
             _set_pragmas(raw, read_only=False)
             self._hot.connection = raw
             with self._hot_lock:
-                self._hot_all.append(raw)
+                self._hot_all.add(raw)
         return raw
 
     @contextmanager
@@ -382,7 +395,7 @@ class Store:
 
     def close(self) -> None:
         with self._hot_lock:
-            for raw in self._hot_all:
+            for raw in list(self._hot_all):
                 raw.close()
             self._hot_all.clear()
         self._hot = threading.local()

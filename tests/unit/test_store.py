@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,6 +59,28 @@ def test_the_event_table_refuses_update_and_delete(store: Store) -> None:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("DELETE FROM event")
     assert [e.kind for e in log.read_events(store, "r1")] == ["run_created", "note"]
+
+
+def test_each_thread_appends_on_its_own_connection_which_ends_with_it(store: Store) -> None:
+    """`log.record` takes the store's hot connection of its thread; threads come and go (the
+    dashboard's workers), and their connections must not pile up until the store closes."""
+    _run(store)
+
+    def append() -> None:
+        log.record(store, "r1", "note", {"from": threading.current_thread().name})
+
+    for _ in range(20):
+        thread = threading.Thread(target=append)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(store._hot_all) == 0  # noqa: SLF001 (what the store holds open is the point)
+    append()
+    assert len(store._hot_all) == 1  # noqa: SLF001
+    assert len(log.read_events(store, "r1", kinds=["note"])) == 21
+    assert log.verify_chain(store, "r1").ok
+    store.close()
+    assert len(store._hot_all) == 0  # noqa: SLF001
 
 
 def test_each_event_chains_to_the_previous_one_of_its_run(store: Store) -> None:
