@@ -20,7 +20,13 @@ from longrun.scheduler.judging.judge import apply_judgement, judge_checkpoint
 from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.session.processes import process_alive
 from longrun.scheduler.spec.run import RunSpec
-from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher, SessionProcess
+from longrun.scheduler.supervisor.dispatch import (
+    Dispatcher,
+    LocalDispatcher,
+    RemoteSession,
+    SessionProcess,
+    runs_remotely,
+)
 from longrun.store import runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition
@@ -36,13 +42,18 @@ class LaunchedSession:
     session: SessionView
     process: SessionProcess | None
     """The session's process when it runs on this machine; None when a dispatcher ran it elsewhere."""
+    remote: RemoteSession | None = None
+    """What can be learnt of the session when it runs elsewhere."""
 
 
 def reap_stale_sessions(store: Store, run_id: str) -> list[SessionView]:
-    """Sessions recorded as live whose process is gone or whose heartbeat is stale become `crashed`."""
+    """Sessions recorded as live whose process is gone or whose heartbeat is stale become `crashed`.
+
+    A session that runs elsewhere is left to the supervisor (`remote.py`): its pid is not one of
+    this machine's."""
     reaped = []
     for s in runs.list_sessions(store, run_id):
-        if s.state in FINAL_SESSION_STATES:
+        if s.state in FINAL_SESSION_STATES or runs_remotely(store, s):
             continue
         if not process_alive(s.pid):
             reaped.extend(settle(store, s, SessionState.crashed, "its process was gone when found"))
@@ -78,10 +89,11 @@ def start_session(
     session = runs.create_session(
         store, run.id, time_box=spec.session.time_box, wrap_up=spec.session.wrap_up, not_after=not_after
     )
-    process = (dispatcher or LocalDispatcher()).launch(store, session)
-    if process is not None:
-        runs.set_session_pid(store, session.id, process.pid)
-    return LaunchedSession(runs.get_session(store, session.id), process)
+    handle = (dispatcher or LocalDispatcher()).launch(store, session)
+    if isinstance(handle, RemoteSession):
+        return LaunchedSession(runs.get_session(store, session.id), None, handle)
+    runs.set_session_pid(store, session.id, handle.pid)
+    return LaunchedSession(runs.get_session(store, session.id), handle)
 
 
 def watch(
