@@ -74,7 +74,7 @@ class Dispatcher(Protocol):
         ...
 
 
-def _session_env(store: Store) -> dict[str, str]:
+def session_env(store: Store) -> dict[str, str]:
     return dict(os.environ, LONGRUN_HOME=str(store.home), PYTHONUNBUFFERED="1")
 
 
@@ -92,7 +92,7 @@ class LocalDispatcher:
     def prepare(self, store: Store) -> None:
         """Start the warm starter now, so the first session need not wait for its imports."""
         if self.warm and self._starter is None:
-            self._starter = WarmStarter(_session_env(store))
+            self._starter = WarmStarter(session_env(store))
 
     def close(self) -> None:
         if self._starter is not None:
@@ -114,7 +114,7 @@ class LocalDispatcher:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_session_env(store),
+                env=session_env(store),
                 start_new_session=True,
             )
 

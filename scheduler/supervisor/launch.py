@@ -97,10 +97,19 @@ def start_session(
 
 
 def watch(
-    store: Store, launched: LaunchedSession, *, stop_at: datetime | None = None, poll_s: float = 0.25
+    store: Store,
+    launched: LaunchedSession,
+    *,
+    stop_at: datetime | None = None,
+    poll_s: float = 0.25,
+    obey_row: bool = False,
 ) -> SessionView:
     """Wait for the session to end; kill its process group at the deadline (or at `stop_at`, the
-    caller's own limit, recorded as `killed`). Returns the final view."""
+    caller's own limit, recorded as `killed`). Returns the final view.
+
+    With `obey_row` (a worker running a session for a supervisor elsewhere, which cannot signal
+    it), the session's row is read at every poll: a kill request ends it as `killed`, and an end
+    the supervisor recorded (at its shutdown, or when this worker was late) kills it."""
     session = launched.session
     proc = launched.process
     if proc is None:
@@ -112,6 +121,14 @@ def watch(
         except subprocess.TimeoutExpired:
             pass
         now = utcnow()
+        row = runs.get_session(store, session.id) if obey_row else None
+        if row is not None and row.is_final:
+            _kill_group(proc)
+            break
+        if row is not None and row.kill_requested:
+            _kill_group(proc)
+            settle(store, session, SessionState.killed, "stopped by request")
+            break
         if now >= session.deadline_at:
             _kill_group(proc)
             settle(store, session, SessionState.timed_out, "killed at its deadline")

@@ -37,15 +37,14 @@ KILL_WAIT_S = 5.0
 def watch_remote(store: Store, session: SessionView, handle: RemoteSession | None, now: datetime) -> None:
     """One tick's look at a live session that runs elsewhere (`handle` is None for one adopted
     from a supervisor that stopped: its row alone is then watched)."""
+    if session.pid is None and now >= session.deadline_at:
+        settle(store, session, SessionState.timed_out, "no worker took it before its deadline")
+        return
     finished = handle.finished() if handle is not None else None
     if finished is not None:
-        settle(
-            store, session, SessionState.crashed, f"its worker's task {finished} without it recording an end"
-        )
+        settle(store, session, SessionState.crashed, f"its worker's task {finished} before the session ended")
     elif session.pid is None:
-        if now >= session.deadline_at:
-            settle(store, session, SessionState.timed_out, "no worker took it before its deadline")
-        elif session.kill_requested:
+        if session.kill_requested:
             settle(store, session, SessionState.killed, "stopped by request before a worker took it")
     elif heartbeat_stale(session, now):
         settle(store, session, SessionState.crashed, "its heartbeat stopped (its worker is gone)")
