@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,23 +104,30 @@ def watch(
     stop_at: datetime | None = None,
     poll_s: float = 0.25,
     obey_row: bool = False,
+    wrap_up_when: Callable[[], bool] | None = None,
 ) -> SessionView:
     """Wait for the session to end; kill its process group at the deadline (or at `stop_at`, the
     caller's own limit, recorded as `killed`). Returns the final view.
 
     With `obey_row` (a worker running a session for a supervisor elsewhere, which cannot signal
     it), the session's row is read at every poll: a kill request ends it as `killed`, and an end
-    the supervisor recorded (at its shutdown, or when this worker was late) kills it."""
+    the supervisor recorded (at its shutdown, or when this worker was late) kills it. Once
+    `wrap_up_when()` is true (the watcher is being stopped), the session is asked to wrap up."""
     session = launched.session
     proc = launched.process
     if proc is None:
         raise InvalidTransition(f"session {session.n} runs elsewhere: it cannot be watched from here")
+    asked_to_wrap_up = False
     while True:
         try:
             proc.wait(timeout=poll_s)
             break
         except subprocess.TimeoutExpired:
             pass
+        if wrap_up_when is not None and not asked_to_wrap_up and wrap_up_when():
+            asked_to_wrap_up = True
+            with store.writing() as conn:
+                runs.request_session_end(conn, session.id, kill=False)
         now = utcnow()
         row = runs.get_session(store, session.id) if obey_row else None
         if row is not None and row.is_final:

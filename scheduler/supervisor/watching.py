@@ -106,8 +106,8 @@ class SessionWatch:
         deadline = utcnow() + grace
         while utcnow() < deadline and (
             any(p.poll() is None for p in self.children.values())
-            or any(s.id in elsewhere for s in runs.live_sessions(self.store))
-        ):
+            or any(s.id in elsewhere and s.pid is not None for s in runs.live_sessions(self.store))
+        ):  # a session elsewhere that no worker has claimed has nobody to wrap it up
             threading.Event().wait(0.2)
         remote.end_remote(self.store, elsewhere, "the supervisor shut down")
         for s in runs.live_sessions(self.store):

@@ -49,9 +49,18 @@ class Outcome:
 
 
 def run_queued(
-    home: Path, session_id: int, run_id: str, n: int, *, worker: str, task_id: str, redelivered: bool
+    home: Path,
+    session_id: int,
+    run_id: str,
+    n: int,
+    *,
+    worker: str,
+    task_id: str,
+    redelivered: bool,
+    stopping: Callable[[], bool] | None = None,
 ) -> Outcome:
-    """Run session `n` of `run_id` (row `session_id`) here if this delivery can claim it."""
+    """Run session `n` of `run_id` (row `session_id`) here if this delivery can claim it. Once
+    `stopping()` is true (the worker was asked to stop), the session is asked to wrap up."""
     store = Store.open(home, create=False)
     try:
         session = runs.get_session(store, session_id)
@@ -65,7 +74,7 @@ def run_queued(
         if claimed is None:
             why = why_refused(runs.get_session(store, session_id))
             return Outcome(False, f"session {n} of run {run_id} refused: {why}")
-        final = run_here(store, claimed)
+        final = run_here(store, claimed, stopping)
         return Outcome(True, f"session {n} of run {run_id}: {final.state} ({final.end_reason})")
     finally:
         store.close()
@@ -79,7 +88,7 @@ def why_refused(session: SessionView) -> str:
     return "its wrap-up time has come, so it would have no time to work"
 
 
-def run_here(store: Store, session: SessionView) -> SessionView:
+def run_here(store: Store, session: SessionView, stopping: Callable[[], bool] | None = None) -> SessionView:
     """Start the claimed session's process and watch it to its end; record the end it could not."""
     log_path = session_log_path(store, session.run_id, session.n)
     try:
@@ -98,7 +107,7 @@ def run_here(store: Store, session: SessionView) -> SessionView:
         return runs.get_session(store, session.id)
     launched = launch.LaunchedSession(session, proc)
     try:
-        return launch.watch(store, launched, poll_s=POLL_S, obey_row=True)
+        return launch.watch(store, launched, poll_s=POLL_S, obey_row=True, wrap_up_when=stopping)
     except BaseException:  # the worker is being stopped (a second SIGTERM, SIGQUIT): so is its session
         launch.kill_group(proc.pid)
         proc.wait()

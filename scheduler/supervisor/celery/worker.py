@@ -42,6 +42,13 @@ def register_task(app: Any, home: Path) -> Any:
     supervisor does not take it for the end of the delivery that runs the session."""
     from celery.exceptions import Ignore
     from celery.utils.log import get_task_logger
+    from celery.worker import state
+
+    def stopping() -> bool:
+        """Whether the worker was asked to stop (its flags hold an exit code, 0 included)."""
+        return any(
+            flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate)
+        )
 
     logger = get_task_logger(TASK_NAME)
 
@@ -56,6 +63,7 @@ def register_task(app: Any, home: Path) -> Any:
             worker=request.hostname,
             task_id=request.id,
             redelivered=bool((request.delivery_info or {}).get("redelivered")),
+            stopping=stopping,
         )
         if not outcome.ran:
             logger.warning(outcome.summary)
@@ -69,7 +77,8 @@ def register_task(app: Any, home: Path) -> Any:
 def serve(
     home: Path, url: str, name: str, *, loglevel: str = "INFO", announce: Callable[[str], None] = print
 ) -> int:
-    """Run the worker until it is stopped (SIGTERM: after the session it runs has ended)."""
+    """Run the worker until it is stopped. SIGTERM (or ctrl-c) tells the session it runs to wrap up,
+    and the worker exits once the session has checkpointed and ended."""
     app = make_celery(url)
     register_task(app, home)
     check_reachable(app, url)
