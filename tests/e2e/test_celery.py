@@ -216,3 +216,61 @@ def test_an_unreachable_broker_or_a_wrong_executor_is_one_line(cli, home: Path) 
     proc = cli("worker", "--broker", "amqp://127.0.0.1//")
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("longrun: error: amqp://127.0.0.1//: expected a Redis URL")
+
+
+@needs_redis
+@pytest.mark.timeout(300)
+def test_a_worker_asked_to_stop_lets_its_session_wrap_up_and_the_next_waits_for_a_worker(
+    store: Store, write_spec, redis_url: str, longrun
+) -> None:
+    slow = [
+        {"tool": "write", "input": {"file_path": "a.txt", "content": "a\n"}},
+        {"tool": "write", "input": {"file_path": "b.txt", "content": "b\n"}, "delay": "20s"},
+        {"tool": "write", "input": {"file_path": "c.txt", "content": "c\n"}, "delay": "20s"},
+        {"text": "done"},
+    ]
+    features = [{"id": "c", "description": "c.txt is there", "check": "test -f c.txt"}]
+    spec = write_spec(
+        [slow, slow], features=features, extra='[schedule]\nmode = "back_to_back"\ncooldown = "1s"'
+    )
+    run = create_run_from_file(store, spec)
+    broker = {"LONGRUN_BROKER_URL": redis_url}
+    worker = longrun("worker", "--name", "w1@test", log_name="w1", env=broker)
+    daemon = longrun(
+        "daemon",
+        "--executor",
+        "celery",
+        "--tick",
+        "0.3",
+        "--lease-ttl",
+        "3",
+        "--grace",
+        "5",
+        log_name="d",
+        env=broker,
+    )
+    control.start(store, run.id)
+
+    def at_work() -> bool:
+        return any(e.session_id is not None for e in log.read_events(store, run.id, kinds=["tool_call"]))
+
+    _wait_for(at_work, 120, "the first session's first tool call")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=120) == 0
+    first = runs.list_sessions(store, run.id)[0]
+    assert (first.state, first.end_reason) == ("ended", "stopped"), "the session did not wrap up"
+    assert log.read_events(store, run.id, kinds=["stop_seen"]), "the session was not told to wrap up"
+    assert [c.reason for c in runs.list_checkpoints(store, run.id) if c.session_id == first.id][
+        -1
+    ] == "session_end"
+
+    _wait_for(lambda: len(runs.list_sessions(store, run.id)) == 2, 120, "the next session to be queued")
+    second = runs.list_sessions(store, run.id)[1]
+    time.sleep(35)  # longer than a heartbeat may be stale: a queued session has none, and must wait
+    waiting = runs.get_session(store, second.id)
+    assert (waiting.state, waiting.pid) == ("starting", None), "a session no worker took was reaped"
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=60) == 0
+    ended = runs.get_session(store, second.id)
+    assert (ended.state, ended.end_reason) == ("killed", "the supervisor shut down")
+    assert log.verify_chain(store, run.id).ok
