@@ -274,3 +274,29 @@ def test_a_worker_asked_to_stop_lets_its_session_wrap_up_and_the_next_waits_for_
     ended = runs.get_session(store, second.id)
     assert (ended.state, ended.end_reason) == ("killed", "the supervisor shut down")
     assert log.verify_chain(store, run.id).ok
+
+
+@needs_redis
+@pytest.mark.timeout(300)
+def test_a_worker_on_another_store_fails_the_task_and_the_supervisor_says_why(
+    store: Store, write_spec, tmp_path: Path, redis_url: str, longrun, cli
+) -> None:
+    run = create_run_from_file(store, write_spec([[{"text": "nothing to do"}]], features=[]))
+    other = tmp_path / "other-home"
+    cli("--home", str(other), "init", check=True)
+    broker = {"LONGRUN_BROKER_URL": redis_url}
+    longrun("worker", "--home", str(other), "--name", "stray@test", log_name="stray", env=broker)
+    longrun("daemon", "--executor", "celery", "--tick", "0.3", "--lease-ttl", "3", log_name="d", env=broker)
+    control.start(store, run.id)
+    _wait_for(
+        lambda: runs.list_sessions(store, run.id)[:1] != [] and runs.list_sessions(store, run.id)[0].is_final,
+        120,
+        "the session to end",
+    )
+    first = runs.list_sessions(store, run.id)[0]
+    assert first.state == "crashed"
+    assert (
+        first.end_reason
+        == f"its worker's task failed (no session with id {first.id}) before the session ended"
+    )
+    assert not log.read_events(store, run.id, kinds=["session_claimed"])

@@ -185,3 +185,24 @@ def test_worker_names() -> None:
     assert worker_name("w1@other", 42, "box") == "w1@other"
     with pytest.raises(BrokerError, match="worker name"):
         worker_name("w 1", 42, "box")
+
+
+def test_a_session_the_broker_does_not_take_ends_at_once_with_why(store: Store, run: RunView) -> None:
+    import socket
+
+    from longrun.scheduler.supervisor.celery.dispatcher import CeleryDispatcher
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    session = runs.create_session(store, run.id, time_box=timedelta(minutes=2), wrap_up=timedelta(seconds=20))
+    dispatcher = CeleryDispatcher(closed)
+    try:
+        with pytest.raises(
+            BrokerError, match=f"session 1 could not be queued: the broker at {closed} took no task"
+        ):
+            dispatcher.launch(store, session)
+    finally:
+        dispatcher.close()
+    ended = runs.get_session(store, session.id)
+    assert ended.state == "crashed" and (ended.end_reason or "").startswith("it could not be queued: ")

@@ -65,12 +65,13 @@ def shown(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def make_celery(url: str) -> Any:
-    """A Celery app on the broker at `url` (which also keeps the tasks' states, so the supervisor
-    hears when a worker's task failed)."""
+def make_celery(url: str, *, states: bool = True) -> Any:
+    """A Celery app on the broker at `url`, which also keeps the tasks' states (so the supervisor
+    hears when a worker's task failed). With `states=False` it has no result backend: an app that
+    only sends tasks, and so does not subscribe to each one's result, which it never waits for."""
     from celery import Celery
 
-    app = Celery("longrun", broker=url, backend=url, set_as_current=False)
+    app = Celery("longrun", broker=url, backend=url if states else None, set_as_current=False)
     seconds = int(VISIBILITY_TIMEOUT.total_seconds())
     app.conf.update(
         task_acks_late=True,
@@ -87,6 +88,8 @@ def make_celery(url: str) -> Any:
         result_backend_transport_options={"visibility_timeout": seconds},
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
+        redis_socket_connect_timeout=5,
+        redis_socket_timeout=10,
         worker_hijack_root_logger=True,
         worker_send_task_events=False,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, NoReturn
 
+from longrun.scheduler.spec.durations import format_duration
 from longrun.scheduler.supervisor.celery.broker import (
     LONGEST_TIME_BOX,
     QUEUE,
@@ -57,7 +58,9 @@ class CeleryDispatcher:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.app = make_celery(url)
+        self.app = make_celery(url, states=False)
+        self.states = make_celery(url)
+        """Where the workers keep the tasks' states, read with one GET each."""
 
     def check(self) -> None:
         """Say in one line when the broker cannot be reached (before the supervisor starts)."""
@@ -65,12 +68,15 @@ class CeleryDispatcher:
 
     def close(self) -> None:
         self.app.close()
+        self.states.close()
 
     def launch(self, store: Store, session: SessionView) -> CeleryTask:
         time_box = session.deadline_at - session.created_at
         if time_box > LONGEST_TIME_BOX:
             self._refuse(
-                store, session, f"its time box is longer than {LONGEST_TIME_BOX} (the broker's limit)"
+                store,
+                session,
+                f"its time box is longer than {format_duration(LONGEST_TIME_BOX)}, the longest one queued",
             )
         task_id = str(uuid.uuid4())
         log.record(
@@ -92,7 +98,7 @@ class CeleryDispatcher:
             )
         except Exception as exc:  # kombu and redis-py raise many kinds; each means the broker failed us
             self._refuse(store, session, f"the broker at {shown(self.url)} took no task: {_error_line(exc)}")
-        return CeleryTask(result)
+        return CeleryTask(self.states.AsyncResult(result.id))
 
     def _refuse(self, store: Store, session: SessionView, why: str) -> NoReturn:
         """End a session that could not be queued (nothing ran), and say why in one line."""
