@@ -12,6 +12,7 @@ its session along, and the supervisor sees the heartbeat stop.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -108,11 +109,25 @@ def run_here(store: Store, session: SessionView, stopping: Callable[[], bool] | 
     launched = launch.LaunchedSession(session, proc)
     try:
         return launch.watch(store, launched, poll_s=POLL_S, obey_row=True, wrap_up_when=stopping)
-    except BaseException:  # the worker is being stopped (a second SIGTERM, SIGQUIT): so is its session
-        launch.kill_group(proc.pid)
-        proc.wait()
-        launch.settle(store, session, SessionState.killed, "its worker was stopped")
+    except BaseException as exc:
+        # A cold shutdown of the worker (SIGQUIT, a second ctrl-c) raises inside the watch; so may
+        # the store. Either way nobody would watch the session any more: it ends here and now.
+        if isinstance(exc, KeyboardInterrupt | SystemExit) or (stopping is not None and stopping()):
+            _end_here(store, session, proc, SessionState.killed, "its worker was stopped")
+        else:
+            _end_here(store, session, proc, SessionState.crashed, f"its worker could not watch it: {exc}")
         raise
+
+
+def _end_here(
+    store: Store, session: SessionView, proc: subprocess.Popen[bytes], state: SessionState, reason: str
+) -> None:
+    """Kill the session's process group and record the end, if the store lets us (else the
+    supervisor sees the heartbeat stop)."""
+    launch.kill_group(proc.pid)
+    proc.wait()
+    with contextlib.suppress(LongrunError):
+        launch.settle(store, session, state, reason[:300])
 
 
 def _prctl() -> Callable[..., int] | None:
