@@ -7,9 +7,10 @@ One module per group of commands, each with a `register(commands)` that adds its
 `runs` (init, run create/list/show/start/pause/stop/resume), `supervisor` (session run, daemon,
 status), `limits` (budget, breaker reset), `judging` (judge, verdicts, features), `approvals`
 (approvals, approve, deny, answer), `history` (rewind, fork, resume), `log` (events,
-checkpoints, verify, report), `demo`, `serve` (the dashboard in a browser) and `mcp` (the store as
-an MCP server). A new command goes in the module of its group; a new group is one module and one
-line in `GROUPS`. Commands import what they use when they run, so `longrun --help` stays fast.
+checkpoints, verify, report), `demo`, `serve` (the dashboard in a browser), `mcp` (the store as an
+MCP server) and `worker` (sessions on Celery workers). A new command goes in the module of its
+group; a new group is one module and one line in `GROUPS`. Commands import what they use when
+they run, so `longrun --help` stays fast.
 """
 
 from __future__ import annotations
@@ -18,12 +19,24 @@ import argparse
 import os
 import sys
 
-from longrun.app.cli import approvals, demo, history, judging, limits, log, mcp, runs, serve, supervisor
+from longrun.app.cli import (
+    approvals,
+    demo,
+    history,
+    judging,
+    limits,
+    log,
+    mcp,
+    runs,
+    serve,
+    supervisor,
+    worker,
+)
 from longrun.app.cli.output import EXIT_ERROR
 from longrun.app.cli.parsing import Commands, Parser
 from longrun.store.errors import LongrunError
 
-GROUPS = (runs, supervisor, limits, judging, approvals, history, log, demo, serve, mcp)
+GROUPS = (runs, supervisor, worker, limits, judging, approvals, history, log, demo, serve, mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:

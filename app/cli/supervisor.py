@@ -63,6 +63,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     from longrun.scheduler.supervisor.daemon import Supervisor, SupervisorConfig
 
+    executor = _executor(args)
     store = open_store(args)
     config = SupervisorConfig(
         max_concurrent=args.max_concurrent or SupervisorConfig().max_concurrent,
@@ -70,6 +71,16 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         tick=args.tick,
         grace=timedelta(seconds=args.grace),
     )
+    where = "here"
+    if executor == "celery":
+        from longrun.scheduler.supervisor.celery.broker import broker_url, shown
+        from longrun.scheduler.supervisor.celery.dispatcher import CeleryDispatcher
+
+        url = broker_url(args.broker)
+        dispatcher = CeleryDispatcher(url)
+        dispatcher.check()
+        config.dispatcher = dispatcher
+        where = f"on Celery workers (`longrun worker`) through {shown(url)}"
 
     def announce(text: str) -> None:
         print(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {text}", flush=True)
@@ -82,13 +93,29 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    announce(f"store {store.path}; at most {config.max_concurrent} sessions at once")
+    announce(f"store {store.path}; at most {config.max_concurrent} sessions at once, {where}")
     try:
         supervisor.serve()
     finally:
         supervisor.shutdown()
         announce("stopped")
     return 0
+
+
+EXECUTORS = ("local", "celery")
+EXECUTOR_ENV = "LONGRUN_EXECUTOR"
+
+
+def _executor(args: argparse.Namespace) -> str:
+    """Where the daemon's sessions run: `--executor`, else `$LONGRUN_EXECUTOR`, else here."""
+    import os
+
+    executor = args.executor or os.environ.get(EXECUTOR_ENV) or "local"
+    if executor not in EXECUTORS:
+        raise LongrunError(f"{EXECUTOR_ENV}={executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if args.broker is not None and executor != "celery":
+        raise LongrunError("--broker is for --executor celery: local sessions need no broker")
+    return executor
 
 
 def cmd_daemon_stop(args: argparse.Namespace) -> int:
@@ -98,6 +125,7 @@ def cmd_daemon_stop(args: argparse.Namespace) -> int:
     import socket
     import time
 
+    from longrun.scheduler.supervisor.dispatch import runs_remotely
     from longrun.scheduler.supervisor.launch import kill_group
     from longrun.store import lease, runs
 
@@ -116,7 +144,8 @@ def cmd_daemon_stop(args: argparse.Namespace) -> int:
     if args.now:
         _signal(pid, signal.SIGKILL)
         for session in runs.live_sessions(store):
-            kill_group(session.pid)
+            if not runs_remotely(store, session):  # a worker's session goes on: the next supervisor adopts it
+                kill_group(session.pid)
         print(f"killed the supervisor (pid {pid}) and its sessions; the next supervisor settles them")
         return 0
     _signal(pid, signal.SIGTERM)
@@ -278,7 +307,22 @@ def register(commands: Commands) -> None:
         "--timeout", type=positive_number, default=120.0, metavar="S", help="stop: wait at most S seconds"
     )
     p.add_argument(
-        "--max-concurrent", type=positive_int, metavar="N", help="sessions at once (default: the CPUs)"
+        "--max-concurrent",
+        type=positive_int,
+        metavar="N",
+        help="sessions at once (default: the CPUs; with --executor celery, give the number of workers)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="where sessions run: local processes here, or celery: `longrun worker` processes "
+        "(default: $LONGRUN_EXECUTOR, else local)",
+    )
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help="with --executor celery: the broker, a Redis URL "
+        "(default: $LONGRUN_BROKER_URL, else redis://127.0.0.1:6379/0)",
     )
     p.add_argument(
         "--lease-ttl", type=positive_number, default=20.0, metavar="S", help="lease lifetime (default 20)"

@@ -5,8 +5,8 @@ tick, and stops supervising the moment it cannot. APScheduler (with its SQLAlche
 the store's own SQLite file, so next-fire times survive restarts) only says *when* a run is due;
 the reconcile loop does the rest, every tick:
 
-1. watch live sessions: kill those past their deadline or asked to stop (process group), mark
-   those whose process is gone or whose heartbeat is stale as `crashed`;
+1. watch live sessions (`watching.py`): kill those past their deadline or asked to stop (process
+   group), mark those whose process is gone or whose heartbeat is stale as `crashed`;
 2. settle ended sessions (in a worker thread): judge them, then plan the next session
    (cooldown, usage-limit reset, window) or mark the run done;
 3. keep one APScheduler job per active run in step with its state and spec, and mirror the next
@@ -34,10 +34,9 @@ from sqlalchemy import Connection
 from longrun.scheduler import control
 from longrun.scheduler.guards.breakers import Trip, failed, failures_trip, no_progress_trip
 from longrun.scheduler.judging.judge import Judgement, apply_judgement, judge_checkpoint
-from longrun.scheduler.session.processes import process_alive
 from longrun.scheduler.spec.run import RunSpec, stored_spec
 from longrun.scheduler.supervisor import launch
-from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher, SessionProcess
+from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher
 from longrun.scheduler.supervisor.jobstore import BatchingJobStore, TickWrites
 from longrun.scheduler.supervisor.leasing import LeaseKeeper
 from longrun.scheduler.supervisor.notify import notify_once
@@ -51,10 +50,11 @@ from longrun.scheduler.supervisor.planning import (
     session_progress,
     window_end,
 )
+from longrun.scheduler.supervisor.watching import SessionWatch
 from longrun.store import lease, log, runs
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError
-from longrun.store.models import RunState, SessionState, utcnow
+from longrun.store.models import RunState, utcnow
 from longrun.store.runs import RunPlan, RunView, SessionView
 
 JOBS_TABLE = "apscheduler_jobs"
@@ -76,7 +76,8 @@ class SupervisorConfig:
     grace: timedelta = timedelta(seconds=30)
     """On shutdown, how long running sessions get to wrap up before they are killed."""
     dispatcher: Dispatcher = field(default_factory=lambda: LocalDispatcher(warm=True))
-    """Where sessions run: processes here (forked warm), unless another dispatcher is given."""
+    """Where sessions run: processes here (forked warm), unless another dispatcher is given (a task
+    queue's, `supervisor/celery/`, whose sessions `remote.py` watches)."""
 
 
 class Supervisor:
@@ -93,7 +94,7 @@ class Supervisor:
         self.config = config or SupervisorConfig()
         self.clock = clock
         self.holder = lease.holder_id()
-        self.children: dict[int, SessionProcess] = {}
+        self.sessions = SessionWatch(store)
         self.settling: dict[int, Future[None]] = {}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="longrun-judge")
         self.stopping = threading.Event()
@@ -169,20 +170,7 @@ class Supervisor:
         settle them, and give the lease up."""
         self.stopping.set()
         if self.holding:
-            live = [s for s in runs.live_sessions(self.store) if s.id in self.children or s.pid]
-            with self.store.writing() as conn:
-                for s in live:
-                    runs.request_session_end(conn, s.id, kill=False)
-            deadline = utcnow() + self.config.grace
-            while utcnow() < deadline and any(p.poll() is None for p in self.children.values()):
-                threading.Event().wait(0.2)
-            for s in runs.live_sessions(self.store):
-                if s.id in self.children or s.pid:
-                    launch.kill_group(s.pid)
-                    proc = self.children.get(s.id)
-                    if proc is not None:
-                        proc.wait()
-                    launch.settle(self.store, s, SessionState.killed, "the supervisor shut down")
+            self.sessions.shut_down(self.config.grace)
             self._settle_ended(wait=True)
             lease.release(self.store, self.holder)
             self.holding = False
@@ -201,46 +189,12 @@ class Supervisor:
         with self.lock:
             now = self.clock()
             control.expire_approvals(self.store)
-            self._watch_live(now)
+            self.sessions.tick(now)
             self._settle_ended()
             active = runs.run_plans(self.store, sorted(ACTIVE))
             settling = {s.run_id for s in runs.unsettled_sessions(self.store)}
             paused = self._sync_jobs(now, active, settling)
             self._start_due(now, [r for r in active if r.id not in paused], settling)
-
-    def _watch_live(self, now: datetime) -> None:
-        live = runs.live_sessions(self.store)
-        live_ids = {s.id for s in live}
-        for session_id, proc in list(self.children.items()):
-            if session_id not in live_ids and proc.poll() is not None:
-                del self.children[session_id]  # ended on its own and recorded it: reap the process
-        for s in live:
-            child = self.children.get(s.id)
-            exited = child is not None and child.poll() is not None
-            gone = exited or (child is None and not process_alive(s.pid))
-            if s.pid is None and child is None and now - s.created_at < launch.STALE_HEARTBEAT:
-                continue  # being started by someone right now
-            if gone:
-                launch.kill_group(s.pid)
-                fresh = runs.get_session(self.store, s.id)
-                if not fresh.is_final:
-                    code = child.returncode if child is not None else None
-                    how = f"killed by signal {-code}" if code is not None and code < 0 else "gone"
-                    launch.settle(self.store, fresh, SessionState.crashed, f"its process was {how}")
-                self.children.pop(s.id, None)
-            elif s.kill_requested:
-                self._end(s, SessionState.killed, "stopped by request")
-            elif now >= s.deadline_at:
-                self._end(s, SessionState.timed_out, "killed at its deadline")
-            elif launch.heartbeat_stale(s, now):
-                self._end(s, SessionState.crashed, "its heartbeat stopped")
-
-    def _end(self, session: SessionView, state: SessionState, reason: str) -> None:
-        launch.kill_group(session.pid)
-        proc = self.children.pop(session.id, None)
-        if proc is not None:
-            proc.wait()
-        launch.settle(self.store, session, state, reason)
 
     def _settle_ended(self, wait: bool = False) -> None:
         for s in runs.unsettled_sessions(self.store):
@@ -489,8 +443,7 @@ class Supervisor:
                 with self.store.writing() as conn:
                     runs.set_run_plan(conn, run.id, due_at=None)
                 continue
-            if launched.process is not None:
-                self.children[launched.session.id] = launched.process
+            self.sessions.started(launched)
             room -= 1
             with self.store.writing() as conn:
                 runs.set_run_plan(

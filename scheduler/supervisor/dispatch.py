@@ -4,8 +4,9 @@ The supervisor (and `longrun session run`) creates the session's row, then hands
 dispatcher to run `python -m longrun.scheduler.session SESSION_ID`. The local dispatcher starts it
 on this machine in a process group of its own (forked from a warm starter, for the supervisor)
 and returns the process, which the caller watches and kills at the deadline. A dispatcher that
-runs sessions elsewhere (a task queue's workers) returns None: the session's heartbeat in the
-store is then the only sign of its life.
+runs sessions elsewhere (a task queue's workers, `supervisor/celery/`) returns a `RemoteSession`:
+there is no process here to wait on or kill, and the session's row in the store is the truth
+(a worker claims it, its heartbeat says it lives, and the worker records its end).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from longrun.scheduler.session.processes import process_alive
+from longrun.store import log
 from longrun.store.db import Store
 from longrun.store.runs import SessionView
 
@@ -43,13 +45,36 @@ class SessionProcess(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
+class RemoteSession:
+    """A session handed to run elsewhere: what the supervisor can learn of it besides its row.
+
+    Its pid in the store (a worker's, on another machine) means nothing here: it is never
+    signalled nor looked up. This base knows nothing more; a queue that can tell when its task is
+    over says so through `finished`."""
+
+    def finished(self) -> str | None:
+        """Why the remote side is done with the session (its task ended), or None while it may
+        still run it."""
+        return None
+
+
+QUEUED = "session_queued"
+"""The event a dispatcher writes when it hands a session to a queue instead of starting it here."""
+
+
+def runs_remotely(store: Store, session: SessionView) -> bool:
+    """Whether the session was handed to a queue to run elsewhere (so its pid means nothing here)."""
+    queued = log.latest_event(store, session.run_id, QUEUED)
+    return queued is not None and queued.session_id == session.id
+
+
 class Dispatcher(Protocol):
-    def launch(self, store: Store, session: SessionView) -> SessionProcess | None:
-        """Start the session's process; return it when it runs here, None when it runs elsewhere."""
+    def launch(self, store: Store, session: SessionView) -> SessionProcess | RemoteSession:
+        """Start the session: its process when it runs here, a `RemoteSession` when it runs elsewhere."""
         ...
 
 
-def _session_env(store: Store) -> dict[str, str]:
+def session_env(store: Store) -> dict[str, str]:
     return dict(os.environ, LONGRUN_HOME=str(store.home), PYTHONUNBUFFERED="1")
 
 
@@ -67,7 +92,7 @@ class LocalDispatcher:
     def prepare(self, store: Store) -> None:
         """Start the warm starter now, so the first session need not wait for its imports."""
         if self.warm and self._starter is None:
-            self._starter = WarmStarter(_session_env(store))
+            self._starter = WarmStarter(session_env(store))
 
     def close(self) -> None:
         if self._starter is not None:
@@ -89,7 +114,7 @@ class LocalDispatcher:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_session_env(store),
+                env=session_env(store),
                 start_new_session=True,
             )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,7 +21,13 @@ from longrun.scheduler.judging.judge import apply_judgement, judge_checkpoint
 from longrun.scheduler.session.checkpoints import take_checkpoint
 from longrun.scheduler.session.processes import process_alive
 from longrun.scheduler.spec.run import RunSpec
-from longrun.scheduler.supervisor.dispatch import Dispatcher, LocalDispatcher, SessionProcess
+from longrun.scheduler.supervisor.dispatch import (
+    Dispatcher,
+    LocalDispatcher,
+    RemoteSession,
+    SessionProcess,
+    runs_remotely,
+)
 from longrun.store import runs
 from longrun.store.db import Store
 from longrun.store.errors import InvalidTransition
@@ -36,13 +43,18 @@ class LaunchedSession:
     session: SessionView
     process: SessionProcess | None
     """The session's process when it runs on this machine; None when a dispatcher ran it elsewhere."""
+    remote: RemoteSession | None = None
+    """What can be learnt of the session when it runs elsewhere."""
 
 
 def reap_stale_sessions(store: Store, run_id: str) -> list[SessionView]:
-    """Sessions recorded as live whose process is gone or whose heartbeat is stale become `crashed`."""
+    """Sessions recorded as live whose process is gone or whose heartbeat is stale become `crashed`.
+
+    A session that runs elsewhere is left to the supervisor (`remote.py`): its pid is not one of
+    this machine's."""
     reaped = []
     for s in runs.list_sessions(store, run_id):
-        if s.state in FINAL_SESSION_STATES:
+        if s.state in FINAL_SESSION_STATES or runs_remotely(store, s):
             continue
         if not process_alive(s.pid):
             reaped.extend(settle(store, s, SessionState.crashed, "its process was gone when found"))
@@ -78,28 +90,53 @@ def start_session(
     session = runs.create_session(
         store, run.id, time_box=spec.session.time_box, wrap_up=spec.session.wrap_up, not_after=not_after
     )
-    process = (dispatcher or LocalDispatcher()).launch(store, session)
-    if process is not None:
-        runs.set_session_pid(store, session.id, process.pid)
-    return LaunchedSession(runs.get_session(store, session.id), process)
+    handle = (dispatcher or LocalDispatcher()).launch(store, session)
+    if isinstance(handle, RemoteSession):
+        return LaunchedSession(runs.get_session(store, session.id), None, handle)
+    runs.set_session_pid(store, session.id, handle.pid)
+    return LaunchedSession(runs.get_session(store, session.id), handle)
 
 
 def watch(
-    store: Store, launched: LaunchedSession, *, stop_at: datetime | None = None, poll_s: float = 0.25
+    store: Store,
+    launched: LaunchedSession,
+    *,
+    stop_at: datetime | None = None,
+    poll_s: float = 0.25,
+    obey_row: bool = False,
+    wrap_up_when: Callable[[], bool] | None = None,
 ) -> SessionView:
     """Wait for the session to end; kill its process group at the deadline (or at `stop_at`, the
-    caller's own limit, recorded as `killed`). Returns the final view."""
+    caller's own limit, recorded as `killed`). Returns the final view.
+
+    With `obey_row` (a worker running a session for a supervisor elsewhere, which cannot signal
+    it), the session's row is read at every poll: a kill request ends it as `killed`, and an end
+    the supervisor recorded (at its shutdown, or when this worker was late) kills it. Once
+    `wrap_up_when()` is true (the watcher is being stopped), the session is asked to wrap up."""
     session = launched.session
     proc = launched.process
     if proc is None:
         raise InvalidTransition(f"session {session.n} runs elsewhere: it cannot be watched from here")
+    asked_to_wrap_up = False
     while True:
         try:
             proc.wait(timeout=poll_s)
             break
         except subprocess.TimeoutExpired:
             pass
+        if wrap_up_when is not None and not asked_to_wrap_up and wrap_up_when():
+            asked_to_wrap_up = True
+            with store.writing() as conn:
+                runs.request_session_end(conn, session.id, kill=False)
         now = utcnow()
+        row = runs.get_session(store, session.id) if obey_row else None
+        if row is not None and row.is_final:
+            _kill_group(proc)
+            break
+        if row is not None and row.kill_requested:
+            _kill_group(proc)
+            settle(store, session, SessionState.killed, "stopped by request")
+            break
         if now >= session.deadline_at:
             _kill_group(proc)
             settle(store, session, SessionState.timed_out, "killed at its deadline")

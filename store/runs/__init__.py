@@ -61,6 +61,7 @@ from longrun.store.runs.run import (
     set_run_state,
 )
 from longrun.store.runs.sessions import (
+    claim_session,
     create_session,
     end_session,
     get_session,
@@ -133,6 +134,7 @@ __all__ = [
     "approval_of_token",
     "breakers",
     "checkpoint_ancestors",
+    "claim_session",
     "conversation_of",
     "count_events_since",
     "create_session",

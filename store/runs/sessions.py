@@ -130,6 +130,31 @@ def session_started(store: Store, session_id: int, pid: int) -> SessionView:
         return _session_view(row)
 
 
+def claim_session(
+    store: Store, session_id: int, pid: int, data: dict[str, Any], *, now: datetime | None = None
+) -> SessionView | None:
+    """A worker on another machine takes a session that was queued for it, once: records its pid
+    and a first heartbeat, and a `session_claimed` event with `data` (who took it).
+
+    None when the session cannot be taken: it is no longer `starting`, another worker already
+    took it (its pid is set), or its wrap-up time has come (it would have no time to work). The
+    check and the write are one write transaction, so a task the broker delivers twice never runs
+    its session twice."""
+    with store.orm(write=True) as db:
+        now = now or utcnow()
+        row = _session_row(db, session_id)
+        if row.state != SessionState.starting or row.pid is not None or now >= row.wrap_up_at:
+            return None
+        row.pid = pid
+        row.heartbeat_at = now
+        db.add(row)
+        db.flush()
+        log.append(
+            db.connection(), row.run_id, "session_claimed", {"n": row.n, **data}, session_id=row.id, ts=now
+        )
+        return _session_view(row)
+
+
 def set_session_pid(store: Store, session_id: int, pid: int) -> None:
     with store.writing() as conn:
         conn.execute(text("UPDATE session SET pid = :p WHERE id = :id"), {"p": pid, "id": session_id})
