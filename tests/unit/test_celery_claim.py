@@ -5,13 +5,21 @@ this process (`apply`), and no session process starts."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from longrun.scheduler.control import create_run_from_file
-from longrun.scheduler.supervisor.celery.broker import BrokerError, broker_url, make_celery, shown
+from longrun.scheduler.supervisor.celery.broker import (
+    NEEDS_CELERY,
+    BrokerError,
+    broker_url,
+    make_celery,
+    shown,
+)
 from longrun.scheduler.supervisor.celery.task import WrongStore, run_queued
 from longrun.scheduler.supervisor.celery.worker import register_task, worker_name
 from longrun.scheduler.supervisor.dispatch import QUEUED, RemoteSession, runs_remotely
@@ -206,3 +214,25 @@ def test_a_session_the_broker_does_not_take_ends_at_once_with_why(store: Store, 
         dispatcher.close()
     ended = runs.get_session(store, session.id)
     assert ended.state == "crashed" and (ended.end_reason or "").startswith("it could not be queued: ")
+
+
+WITHOUT_CELERY = """
+import sys
+sys.modules["celery"] = None  # as if the celery extra were not installed
+from longrun.app.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", [["worker"], ["daemon", "--executor", "celery"]])
+def test_without_the_celery_extra_the_commands_say_how_to_install_it(home: Path, command: list[str]) -> None:
+    Store.open(home).close()
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_CELERY, "--home", str(home), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"longrun: error: {NEEDS_CELERY}"]
+    assert 'pip install "longrun[celery]"' in NEEDS_CELERY

@@ -34,6 +34,8 @@ time box `CeleryDispatcher` accepts (`LONGEST_TIME_BOX`), with room for the wait
 LONGEST_TIME_BOX = timedelta(days=1)
 SCHEMES = ("redis", "rediss")
 
+NEEDS_CELERY = 'sessions on Celery workers need Celery and its Redis client: pip install "longrun[celery]"'
+
 
 class BrokerError(LongrunError):
     """The broker's address is wrong, or the broker cannot be reached."""
@@ -69,7 +71,10 @@ def make_celery(url: str, *, states: bool = True) -> Any:
     """A Celery app on the broker at `url`, which also keeps the tasks' states (so the supervisor
     hears when a worker's task failed). With `states=False` it has no result backend: an app that
     only sends tasks, and so does not subscribe to each one's result, which it never waits for."""
-    from celery import Celery
+    try:
+        from celery import Celery
+    except ImportError:
+        raise LongrunError(NEEDS_CELERY) from None
 
     app = Celery("longrun", broker=url, backend=url if states else None, set_as_current=False)
     seconds = int(VISIBILITY_TIMEOUT.total_seconds())
