@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,3 +29,11 @@ def chromium_or_skip() -> str:
             pytest.fail("CI is set but chromium is not installed (`.ci/run` installs Debian's chromium)")
         pytest.skip("chromium is not installed (Debian: apt-get install chromium); with CI set this fails")
     return path
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` every 0.2 s until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)

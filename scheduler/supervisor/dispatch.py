@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -78,6 +79,23 @@ def session_env(store: Store) -> dict[str, str]:
     return dict(os.environ, LONGRUN_HOME=str(store.home), PYTHONUNBUFFERED="1")
 
 
+def start_cold(
+    store: Store, session_id: int, log_path: Path, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m longrun.scheduler.session SESSION_ID` as a child of this process, in a process
+    group of its own, its output appended to its log; `preexec_fn` runs in the child first."""
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "longrun.scheduler.session", str(session_id)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=session_env(store),
+            start_new_session=True,
+            preexec_fn=preexec_fn,
+        )
+
+
 class LocalDispatcher:
     """Sessions as processes on this machine, each in a new process group, output to its log.
 
@@ -108,15 +126,7 @@ class LocalDispatcher:
             if pid is not None:
                 return Forked(pid)
             self.close()  # this session starts cold; the next one gets a new warm starter
-        with open(log_path, "ab") as out:
-            return subprocess.Popen(
-                [sys.executable, "-m", "longrun.scheduler.session", str(session.id)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=session_env(store),
-                start_new_session=True,
-            )
+        return start_cold(store, session.id, log_path)
 
 
 class WarmStarter:

@@ -21,6 +21,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 from longrun.scheduler import control
 from longrun.scheduler.control import create_run_from_file
@@ -108,13 +109,6 @@ def longrun(home: Path, tmp_path: Path) -> Iterator[Callable[..., subprocess.Pop
             proc.wait()
 
 
-def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def slow_demo_script(path: Path, delay: str) -> Path:
     """The demo's own script, with its first session's second model reply `delay` late, so a test
     can kill that session's worker while the session is surely in the middle of its work."""
@@ -157,7 +151,7 @@ def test_two_workers_run_the_demo_to_done_and_one_killed_mid_session_loses_nothi
     def first_session_at_work() -> bool:
         return any(e.session_id is not None for e in log.read_events(store, run.id, kinds=["tool_call"]))
 
-    _wait_for(first_session_at_work, 180, "the first session's first tool call")
+    wait_for(first_session_at_work, 180, "the first session's first tool call")
     first = runs.list_sessions(store, run.id)[0]
     (claim,) = log.read_events(store, run.id, kinds=["session_claimed"])
     victim = claim.data["worker"].split("@")[0]
@@ -165,7 +159,7 @@ def test_two_workers_run_the_demo_to_done_and_one_killed_mid_session_loses_nothi
     assert first.state == "running" and first.pid is not None
     os.kill(workers[victim].pid, signal.SIGKILL)
     workers[victim].wait()
-    _wait_for(lambda: not process_alive(first.pid), 30, "the session to die with its worker")
+    wait_for(lambda: not process_alive(first.pid), 30, "the session to die with its worker")
     assert runs.get_session(store, first.id).state == "running"  # only its heartbeat can tell now
 
     def done_with_a_person_approving() -> bool:
@@ -173,7 +167,7 @@ def test_two_workers_run_the_demo_to_done_and_one_killed_mid_session_loses_nothi
             control.decide(store, approval.id, approve=True, by="test")
         return runs.get_run(store, run.id).state == "done"
 
-    _wait_for(done_with_a_person_approving, 420, "the run to finish on the worker left")
+    wait_for(done_with_a_person_approving, 420, "the run to finish on the worker left")
 
     sessions = runs.list_sessions(store, run.id)
     assert [s.n for s in sessions] == list(range(1, len(sessions) + 1)) and len(sessions) >= 2
@@ -254,7 +248,7 @@ def test_a_worker_asked_to_stop_lets_its_session_wrap_up_and_the_next_waits_for_
     def at_work() -> bool:
         return any(e.session_id is not None for e in log.read_events(store, run.id, kinds=["tool_call"]))
 
-    _wait_for(at_work, 120, "the first session's first tool call")
+    wait_for(at_work, 120, "the first session's first tool call")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=120) == 0
     first = runs.list_sessions(store, run.id)[0]
@@ -264,7 +258,7 @@ def test_a_worker_asked_to_stop_lets_its_session_wrap_up_and_the_next_waits_for_
         -1
     ] == "session_end"
 
-    _wait_for(lambda: len(runs.list_sessions(store, run.id)) == 2, 120, "the next session to be queued")
+    wait_for(lambda: len(runs.list_sessions(store, run.id)) == 2, 120, "the next session to be queued")
     second = runs.list_sessions(store, run.id)[1]
     time.sleep(35)  # longer than a heartbeat may be stale: a queued session has none, and must wait
     waiting = runs.get_session(store, second.id)
@@ -288,7 +282,7 @@ def test_a_worker_on_another_store_fails_the_task_and_the_supervisor_says_why(
     longrun("worker", "--home", str(other), "--name", "stray@test", log_name="stray", env=broker)
     longrun("daemon", "--executor", "celery", "--tick", "0.3", "--lease-ttl", "3", log_name="d", env=broker)
     control.start(store, run.id)
-    _wait_for(
+    wait_for(
         lambda: runs.list_sessions(store, run.id)[:1] != [] and runs.list_sessions(store, run.id)[0].is_final,
         120,
         "the session to end",

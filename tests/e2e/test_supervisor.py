@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 from apscheduler.triggers.interval import IntervalTrigger
+from support import wait_for
 
 from longrun.scheduler import control
 from longrun.scheduler.control import create_run_from_file
@@ -94,13 +95,6 @@ def daemons(home: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
         proc.wait()
 
 
-def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def _state(store: Store, run_id: str) -> str:
     return runs.get_run(store, run_id).state
 
@@ -137,7 +131,7 @@ def test_two_daemons_on_one_store_only_one_fires_sessions(store: Store, write_sp
     run = create_run_from_file(store, _spec(write_spec, _sessions(3)))
     first, second = daemons(), daemons()
     control.start(store, run.id)
-    _wait_for(lambda: _state(store, run.id) == "done", 120, "the run to finish")
+    wait_for(lambda: _state(store, run.id) == "done", 120, "the run to finish")
     for proc in (first, second):
         proc.send_signal(signal.SIGTERM)
     outputs = [proc.communicate(timeout=30)[0] for proc in (first, second)]
@@ -151,7 +145,7 @@ def test_a_daemon_restarted_mid_run_loses_and_duplicates_nothing(store: Store, w
     run = create_run_from_file(store, _spec(write_spec, _sessions(3, slow_session=2, slow="sleep 3")))
     daemon = daemons()
     control.start(store, run.id)
-    _wait_for(lambda: any(s.n == 2 for s in runs.list_sessions(store, run.id)), 60, "session 2 to start")
+    wait_for(lambda: any(s.n == 2 for s in runs.list_sessions(store, run.id)), 60, "session 2 to start")
     daemon.send_signal(signal.SIGTERM)
     out = daemon.communicate(timeout=60)[0]
     assert "shutting down" in out and "stopped" in out
@@ -159,7 +153,7 @@ def test_a_daemon_restarted_mid_run_loses_and_duplicates_nothing(store: Store, w
     assert second.is_final, "a clean shutdown left a session running"
     assert lease.current(store) is not None and not lease.current(store).alive()  # released at once
     daemons()
-    _wait_for(lambda: _state(store, run.id) == "done", 120, "the run to finish after the restart")
+    wait_for(lambda: _state(store, run.id) == "done", 120, "the run to finish after the restart")
     sessions = _assert_whole_history(store, run.id)
     assert len(sessions) >= 3
 
@@ -174,7 +168,7 @@ def test_kill_9_of_daemon_and_session_then_a_new_daemon_finishes_the_run(
     def slow_call_running() -> bool:
         return any(e.data.get("tool") == "bash" for e in log.read_events(store, run.id, kinds=["tool_call"]))
 
-    _wait_for(slow_call_running, 60, "session 1's slow call")
+    wait_for(slow_call_running, 60, "session 1's slow call")
     victim = runs.list_sessions(store, run.id)[0]
     os.kill(daemon.pid, signal.SIGKILL)
     os.killpg(victim.pid, signal.SIGKILL)
@@ -183,7 +177,7 @@ def test_kill_9_of_daemon_and_session_then_a_new_daemon_finishes_the_run(
 
     started = time.monotonic()
     replacement = daemons()
-    _wait_for(lambda: _state(store, run.id) == "done", 120, "the new daemon to finish the run")
+    wait_for(lambda: _state(store, run.id) == "done", 120, "the new daemon to finish the run")
     assert time.monotonic() - started >= 1.0, "the lease was taken before it expired"
     crashed = runs.get_session(store, victim.id)
     assert crashed.state == "crashed"
@@ -274,7 +268,7 @@ def test_misfires_after_downtime_coalesce_into_one_session_and_jobs_survive_rest
         next_run_time=three_hours_ago,
     )
     scheduler.resume()
-    _wait_for(lambda: bool(executed), 10, "the overdue job to run")
+    wait_for(lambda: bool(executed), 10, "the overdue job to run")
     time.sleep(0.5)
     scheduler.shutdown()
     assert executed == ["r:schedule"] and missed == []  # 180 missed fires, one run
@@ -401,7 +395,7 @@ def test_kill_9_of_daemon_and_sessions_at_random_points_still_ends_done(
             control.decide(store, approval.id, approve=True, by="chaos")
         return _state(store, run.id) == "done"
 
-    _wait_for(done_with_a_person_approving, 200, "the run to finish after the kills")
+    wait_for(done_with_a_person_approving, 200, "the run to finish after the kills")
     _assert_whole_history(store, run.id)
 
 

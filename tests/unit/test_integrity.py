@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -606,13 +604,13 @@ def _schema_of(db_path: Path) -> str:
         return str(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
 
 
-def test_an_older_store_is_not_opened_until_it_is_upgraded(copied: Path) -> None:
+def test_an_older_store_is_not_opened_until_it_is_upgraded(copied: Path, cli: Any) -> None:
     _as_schema_2(copied)
     with pytest.raises(
         StoreVersionError, match=r"at schema 2, and this longrun needs 3: run `longrun init --upgrade`"
     ):
         Store.open(copied)
-    proc = _cli(copied, "run", "list")
+    proc = cli("--home", str(copied), "run", "list")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"longrun: error: {copied / 'longrun.db'}: at schema 2, and this longrun needs 3: run `longrun init "
@@ -621,20 +619,13 @@ def test_an_older_store_is_not_opened_until_it_is_upgraded(copied: Path) -> None
     assert _schema_of(copied / "longrun.db") == "2"  # opening it changed nothing
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "longrun.app.cli", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize("older", [_as_schema_1, _as_schema_2], ids=["schema-1", "schema-2"])
-def test_init_upgrade_keeps_a_copy_then_brings_an_older_store_to_schema_3(copied: Path, older: Any) -> None:
+def test_init_upgrade_keeps_a_copy_then_brings_an_older_store_to_schema_3(
+    copied: Path, older: Any, cli: Any
+) -> None:
     older(copied)
     was = _schema_of(copied / "longrun.db")
-    proc = _cli(copied, "init", "--upgrade")
+    proc = cli("--home", str(copied), "init", "--upgrade")
     assert proc.returncode == 0, proc.stderr
     [backup] = (copied / "backups").iterdir()
     assert (
@@ -643,10 +634,10 @@ def test_init_upgrade_keeps_a_copy_then_brings_an_older_store_to_schema_3(copied
     )
     assert _schema_of(backup) == was
     assert tampering.query(copied, "SELECT version_num FROM alembic_version") == [("0003",)]
-    again = _cli(copied, "init", "--upgrade")
+    again = cli("--home", str(copied), "init", "--upgrade")
     assert again.stdout.strip() == "the store is at schema 3, this longrun's: nothing to upgrade"
     assert len(list((copied / "backups").iterdir())) == 1
-    assert _cli(copied, "verify").returncode == 0
+    assert cli("--home", str(copied), "verify").returncode == 0
 
 
 def test_an_older_store_is_brought_up_to_schema_3_and_verifies(copied: Path) -> None:

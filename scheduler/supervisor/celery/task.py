@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longrun.scheduler.supervisor import launch
-from longrun.scheduler.supervisor.dispatch import session_env, session_log_path
+from longrun.scheduler.supervisor.dispatch import session_log_path, start_cold
 from longrun.store import runs
 from longrun.store.db import Store
 from longrun.store.errors import LongrunError
@@ -93,16 +93,7 @@ def run_here(store: Store, session: SessionView, stopping: Callable[[], bool] | 
     """Start the claimed session's process and watch it to its end; record the end it could not."""
     log_path = session_log_path(store, session.run_id, session.n)
     try:
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "longrun.scheduler.session", str(session.id)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=session_env(store),
-                start_new_session=True,
-                preexec_fn=die_with(os.getpid()),
-            )
+        proc = start_cold(store, session.id, log_path, preexec_fn=die_with(os.getpid()))
     except OSError as exc:
         launch.settle(store, session, SessionState.crashed, f"its worker could not start it: {exc.strerror}")
         return runs.get_session(store, session.id)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from longrun.store.migrations import never_down
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -164,6 +166,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError(
-        "a store is never migrated down: restore the backup `longrun init --upgrade` made"
-    )
+    never_down()

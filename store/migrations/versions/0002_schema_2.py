@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from longrun.store.migrations import never_down
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -33,6 +35,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError(
-        "a store is never migrated down: restore the backup `longrun init --upgrade` made"
-    )
+    never_down()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from longrun.store.guards import GUARDS
+from longrun.store.migrations import never_down
 
 revision = "0003"
 down_revision = "0002"
@@ -38,6 +39,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError(
-        "a store is never migrated down: restore the backup `longrun init --upgrade` made"
-    )
+    never_down()
